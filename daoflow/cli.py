@@ -1,0 +1,15 @@
+"""The `daoflow` console script: `daoflow <command>` runs `manage.py <command>`."""
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "daoflow.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["daoflow", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()

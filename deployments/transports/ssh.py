@@ -1,0 +1,190 @@
+"""Running deployment commands on an SSH target with the OpenSSH client.
+
+The server's approved host key is pinned in a known_hosts file of our own
+with StrictHostKeyChecking=yes, so a changed or unapproved key stops the
+connection before any command runs. One master connection per server is
+reused by every command (ControlMaster), and every command has a timeout
+both here and on the target.
+"""
+
+import hashlib
+import logging
+import os
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+
+from .base import CommandResult, Transport, TransportError, run_process
+
+logger = logging.getLogger(__name__)
+
+# Grace period after which the target's `timeout` sends KILL to a command
+# that ignored TERM.
+REMOTE_KILL_AFTER_SECONDS = 10
+
+# Writes stdin to a file atomically with the given mode. The path and mode
+# arrive as positional arguments, never as part of the script text.
+WRITE_FILE_SCRIPT = (
+    'set -e; umask 077; mkdir -p "$(dirname "$1")"; '
+    'cat > "$1.tmp"; chmod "$2" "$1.tmp"; mv -f "$1.tmp" "$1"'
+)
+
+
+class HostKeyNotApproved(TransportError):
+    pass
+
+
+class SSHTransport(Transport):
+    def __init__(self, server):
+        if not server.approved_host_key:
+            # Fail closed: no key approved means no connection at all.
+            raise HostKeyNotApproved(
+                f"Server {server.name!r} has no approved host key, so no command was sent; "
+                f"approve its key with: daoflow server approve-host-key --name {server.name} "
+                "--fingerprint SHA256:... --yes"
+            )
+        self.server = server
+        self._files = _ConnectionFiles(server)
+        self._master_checked = False
+
+    def _base_command(self) -> list[str]:
+        server = self.server
+        return [
+            "ssh",
+            "-F", "/dev/null",
+            "-p", str(server.port),
+            "-i", str(self._files.key_path),
+            "-o", "IdentitiesOnly=yes",
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={self._files.known_hosts_path}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", f"HostKeyAlias={self._files.alias}",
+            "-o", "UpdateHostKeys=no",
+            "-o", f"ConnectTimeout={settings.DAOFLOW_SSH_CONNECT_TIMEOUT}",
+            "-o", "ServerAliveInterval=5",
+            "-o", "ServerAliveCountMax=3",
+            "-o", f"ControlPath={self._files.control_path}",
+            "-l", server.user or "root",
+        ]
+
+    def _ensure_master(self) -> None:
+        """Start the shared master connection if none is up.
+
+        The master is started on its own with its output discarded, because a
+        master forked from a streaming command would keep that command's
+        pipes open after it ends.
+        """
+        if self._master_checked:
+            return
+        base = self._base_command()
+        check = subprocess.run(
+            [*base, "-O", "check", self.server.host],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=settings.DAOFLOW_SSH_CONNECT_TIMEOUT + 5,
+        )
+        if check.returncode != 0:
+            started = subprocess.run(
+                [*base, "-o", "ControlMaster=yes", "-o", "ControlPersist=120", "-f", "-N", self.server.host],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=settings.DAOFLOW_SSH_CONNECT_TIMEOUT + 5,
+            )
+            if started.returncode != 0:
+                message = started.stderr.decode(errors="replace").strip()
+                raise TransportError(explain_ssh_failure(self.server, message))
+        self._master_checked = True
+
+    def run(self, argv, *, timeout, on_output=None, on_tick=None, stdin=None, should_cancel=None) -> CommandResult:
+        self._ensure_master()
+        remote = shlex.join(["timeout", "-k", str(REMOTE_KILL_AFTER_SECONDS), str(int(timeout)), *argv])
+        command = [*self._base_command(), "-o", "ControlMaster=no", self.server.host, "--", remote]
+        result = run_process(
+            command,
+            timeout=timeout + REMOTE_KILL_AFTER_SECONDS + 5,
+            on_output=on_output,
+            on_tick=on_tick,
+            stdin=stdin,
+            should_cancel=should_cancel,
+        )
+        if result.exit_code == 255:
+            # 255 is ssh's own failure (connection, host key), not the command's.
+            raise TransportError(explain_ssh_failure(self.server, "\n".join(result.stderr_tail)))
+        return result
+
+    def write_file(self, path: str, data: bytes, mode: int) -> None:
+        result = self.run(
+            ["sh", "-c", WRITE_FILE_SCRIPT, "sh", path, format(mode, "o")],
+            timeout=60,
+            stdin=data,
+        )
+        if result.exit_code != 0:
+            raise TransportError(
+                f"Could not write {path} on {self.server.name}: {' '.join(result.stderr_tail) or 'exit ' + str(result.exit_code)}"
+            )
+
+    def close(self) -> None:
+        # The master stays up for ControlPersist seconds so the next
+        # deployment to this server skips the handshake.
+        pass
+
+
+def explain_ssh_failure(server, stderr: str) -> str:
+    text = stderr.strip()
+    lowered = text.lower()
+    where = f"{server.name} ({server.user}@{server.host}:{server.port})"
+    if "host key verification failed" in lowered or "remote host identification has changed" in lowered:
+        return (
+            f"The host key of {where} does not match the approved key, so no command was sent. "
+            "If the server was reinstalled, scan and approve its new key with daoflow server "
+            "approve-host-key; otherwise treat it as a possible attack."
+        )
+    if "permission denied" in lowered:
+        return f"{where} rejected the SSH key: add the server's public key to the target's authorized_keys."
+    if "connection refused" in lowered:
+        return f"{where} refused the SSH connection: is sshd running on port {server.port}?"
+    if "timed out" in lowered or "no route to host" in lowered:
+        return f"{where} did not answer within {settings.DAOFLOW_SSH_CONNECT_TIMEOUT} seconds: check the host, port and firewall."
+    return f"SSH to {where} failed: {text or 'no output from ssh'}"
+
+
+class _ConnectionFiles:
+    """The key, known_hosts and control socket paths of one server, written on first use."""
+
+    def __init__(self, server):
+        ssh_dir = Path(settings.DAOFLOW_SSH_DIR)
+        ssh_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        identity = hashlib.sha256(
+            f"{server.pk}|{server.host}|{server.port}|{server.user}|{server.approved_host_key}|{server.private_key}".encode()
+        ).hexdigest()[:16]
+        self.alias = f"daoflow-server-{server.pk}"
+        self.key_path = ssh_dir / f"server-{server.pk}-{identity}.key"
+        self.known_hosts_path = ssh_dir / f"server-{server.pk}-{identity}.known_hosts"
+        # Unix socket paths are limited to about 100 bytes, so the control
+        # socket lives in a short directory keyed by the data directory.
+        control_dir = Path(tempfile.gettempdir()) / (
+            "daoflow-ssh-" + hashlib.sha256(str(ssh_dir).encode()).hexdigest()[:10]
+        )
+        control_dir.mkdir(exist_ok=True, mode=0o700)
+        self.control_path = control_dir / f"{server.pk}-{identity}"
+        _write_private(self.key_path, _normalize_key(server.private_key))
+        _write_private(self.known_hosts_path, f"{self.alias} {server.approved_host_key.strip()}\n")
+
+
+def _normalize_key(key: str) -> str:
+    # OpenSSH rejects a private key file without its final newline.
+    return key if key.endswith("\n") else key + "\n"
+
+
+def _write_private(path: Path, content: str) -> None:
+    if path.exists() and path.read_text() == content:
+        return
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    os.replace(path.with_suffix(".tmp"), path)

@@ -1,0 +1,221 @@
+"""Turning user input (flags, API fields, admin forms) into validated service changes.
+
+Every field is validated before anything is written, so a request with five
+valid changes and one invalid one changes nothing. Errors name the flag or
+field as the caller knows it.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from daoflow.errors import Conflict, InvalidInput
+
+from . import validation
+from .models import Service
+
+MASK = "********"
+
+SCALAR_FIELDS = (
+    "source_type",
+    "image",
+    "repository_url",
+    "branch",
+    "compose_path",
+    "compose_document",
+    "compose_service",
+    "dockerfile_path",
+)
+
+
+@dataclass
+class ServiceInput:
+    """Requested changes; None means "leave as it is"."""
+
+    name: str | None = None
+    source_type: str | None = None
+    image: str | None = None
+    repository_url: str | None = None
+    branch: str | None = None
+    compose_path: str | None = None
+    compose_document: str | None = None
+    compose_service: str | None = None
+    dockerfile_path: str | None = None
+    target_server: str | None = None
+    add_ports: list = field(default_factory=list)
+    remove_ports: list = field(default_factory=list)
+    add_volumes: list = field(default_factory=list)
+    remove_volumes: list = field(default_factory=list)
+    set_env: list = field(default_factory=list)  # (key, value, secret)
+    unset_env: list = field(default_factory=list)
+    # The flag each field came from, for error messages ("--image").
+    labels: dict = field(default_factory=dict)
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, name)
+
+
+@dataclass
+class ValidatedInput:
+    scalars: dict
+    name: str | None
+    target_server: object | None
+    target_server_given: bool
+    add_ports: list
+    remove_ports: list
+    add_volumes: list
+    remove_volumes: list
+    set_env: list
+    unset_env: list
+
+
+def _invalid(error: validation.InvalidValue, flag: str) -> InvalidInput:
+    return InvalidInput.from_invalid_value(error, flag)
+
+
+def validate_input(data: ServiceInput) -> ValidatedInput:
+    """Validate every field of the request; raise InvalidInput for the first bad one."""
+    from .models import Server
+
+    scalars: dict = {}
+    try:
+        if data.source_type is not None:
+            if data.source_type not in dict(Service.SOURCE_CHOICES):
+                raise InvalidInput(
+                    f"{data.label('source_type')}: {data.source_type!r} is not a source type; "
+                    "use compose, dockerfile or image.",
+                    field="source_type",
+                )
+            scalars["source_type"] = data.source_type
+        name = None
+        if data.name is not None:
+            name = _checked(validation.validate_name, data, "name", "name", data.name)
+        if data.image is not None:
+            scalars["image"] = data.image and _checked(validation.validate_image_reference, data, "image", None, data.image)
+        if data.repository_url is not None:
+            scalars["repository_url"] = data.repository_url and _checked(
+                validation.validate_repository_url, data, "repository_url", None, data.repository_url
+            )
+        if data.branch is not None:
+            scalars["branch"] = data.branch and _checked(validation.validate_branch, data, "branch", None, data.branch)
+        for path_field in ("compose_path", "dockerfile_path"):
+            value = getattr(data, path_field)
+            if value is not None:
+                scalars[path_field] = value and _checked(
+                    validation.validate_relative_path, data, path_field, path_field, value
+                )
+        if data.compose_document is not None:
+            if data.compose_document:
+                _checked(validation.parse_compose_document, data, "compose_document", None, data.compose_document,
+                         data.label("compose_document"))
+            scalars["compose_document"] = data.compose_document
+        if data.compose_service is not None:
+            scalars["compose_service"] = data.compose_service
+
+        add_ports = [_checked(validation.parse_port, data, "port", None, spec) for spec in data.add_ports]
+        remove_ports = [_checked(validation.parse_port, data, "remove_port", None, spec) for spec in data.remove_ports]
+        add_volumes = [_checked(validation.parse_volume, data, "volume", None, spec) for spec in data.add_volumes]
+        remove_volumes = [
+            _checked(validation.parse_volume, data, "remove_volume", None, spec) for spec in data.remove_volumes
+        ]
+        set_env = []
+        for key, value, secret in data.set_env:
+            _checked(validation.validate_env_key, data, "env", None, key)
+            _checked(validation.validate_env_value, data, "env", None, value)
+            set_env.append((key, value, bool(secret)))
+        for key in data.unset_env:
+            _checked(validation.validate_env_key, data, "unset_env", None, key)
+    except validation.InvalidValue as error:  # pragma: no cover - _checked converts
+        raise _invalid(error, error.field) from None
+
+    target_server = None
+    if data.target_server:
+        target_server = Server.objects.filter(name=data.target_server).first()
+        if target_server is None:
+            raise InvalidInput(
+                f"{data.label('target_server')}: no server is named {data.target_server!r}; "
+                "list servers with `daoflow server list`.",
+                field="target_server",
+            )
+    return ValidatedInput(
+        scalars=scalars,
+        name=name,
+        target_server=target_server,
+        target_server_given=data.target_server is not None,
+        add_ports=add_ports,
+        remove_ports=remove_ports,
+        add_volumes=add_volumes,
+        remove_volumes=remove_volumes,
+        set_env=set_env,
+        unset_env=list(data.unset_env),
+    )
+
+
+def _checked(function, data: ServiceInput, field_name: str, first_arg, value, *extra):
+    try:
+        if first_arg is None:
+            return function(value, *extra)
+        return function(first_arg, value, *extra)
+    except validation.InvalidValue as error:
+        raise _invalid(error, data.label(field_name)) from None
+
+
+def check_source_complete(service: Service) -> None:
+    """The fields each source type needs, checked on the result of a change."""
+    label = {"image": "--image", "repository_url": "--repository-url"}
+    if service.source_type == Service.SOURCE_IMAGE and not service.image:
+        raise InvalidInput(
+            f"An image service needs an image reference: set {label['image']} (for example nginx:1.27).",
+            field="image",
+        )
+    if service.source_type == Service.SOURCE_DOCKERFILE and not service.repository_url:
+        raise InvalidInput(
+            "A dockerfile service needs a Git repository: set --repository-url "
+            "(https://, ssh://, git@host:path or file:///path).",
+            field="repository_url",
+        )
+    if service.source_type == Service.SOURCE_COMPOSE and not (service.repository_url or service.compose_document):
+        raise InvalidInput(
+            "A compose service needs a compose file: set --repository-url (with --compose-path) "
+            "or --compose-file FILE for an inline document.",
+            field="compose_document",
+        )
+    if service.source_type == Service.SOURCE_COMPOSE and service.repository_url and service.compose_document:
+        raise InvalidInput(
+            "A compose service takes its compose file from the repository or from an inline document, "
+            "not both: clear one of --repository-url and --compose-file.",
+            field="compose_document",
+        )
+
+
+def check_port_conflicts(service: Service, ports: list[validation.PortMapping]) -> None:
+    """Reject a host port that another service on the same server already publishes, or that repeats."""
+    from .models import PortMapping as PortRow
+
+    for index, port in enumerate(ports):
+        for other in ports[index + 1:]:
+            if validation.ports_conflict(port, other):
+                raise Conflict(
+                    f"port: {port.to_short()!r} and {other.to_short()!r} publish the same host port; "
+                    "remove one of them."
+                )
+    server = service.server
+    if server is None:
+        return
+    others = (
+        PortRow.objects.exclude(service_id=service.pk)
+        .select_related("service__project", "service__environment", "service__target_server")
+        .exclude(published="")
+    )
+    for row in others:
+        if row.service.server != server:
+            continue
+        for port in ports:
+            if validation.ports_conflict(port, row.spec):
+                raise Conflict(
+                    f"port: {port.to_short()!r} conflicts with {row.spec.to_short()!r} of service "
+                    f"{row.service} on server {server.name}; choose another host port or host IP."
+                )
+
+
+def port_dict(spec) -> dict:
+    return dataclasses.asdict(spec)
