@@ -12,7 +12,7 @@ from argparse import ArgumentParser
 from django.core.management.base import BaseCommand, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
-from .errors import ConfirmationRequired, DaoflowError, InvalidInput
+from .errors import ConfirmationRequired, DaoflowError, InvalidInput, ScopeDenied
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -93,6 +93,10 @@ class DaoflowCommand(BaseCommand):
         self._json = options.get("json", False)
         token = options.get("token") or os.environ.get("DAOFLOW_TOKEN") or ""
         principal = principal_from_token(token)
+        self._principal = principal
+        self._attempted_action = ".".join(
+            part for part in (self.__module__.rsplit(".", 1)[-1], options.get("action")) if part
+        )
         data = self.run(principal, **options)
         self.succeed(data)
 
@@ -113,6 +117,11 @@ class DaoflowCommand(BaseCommand):
             raise SystemExit(exit_code)
 
     def fail(self, error: DaoflowError) -> None:
+        if isinstance(error, ScopeDenied):
+            from accounts.audit import record_denial
+
+            # Written here, after the command's transactions have rolled back, so the entry stays.
+            record_denial(getattr(self, "_principal", None), error, getattr(self, "_attempted_action", ""))
         if self._json:
             self.emit_json(error.as_dict())
         else:

@@ -16,6 +16,7 @@ from .queue import enqueue
 logger = logging.getLogger(__name__)
 
 
+@audit.records_denials("deployment.create")
 def deploy(principal, service, *, idempotency_key: str = "", trigger: str = Deployment.TRIGGER_MANUAL) -> tuple[Deployment, bool]:
     """Freeze the service's input into a queued deployment and enqueue it on commit.
 

@@ -40,6 +40,7 @@ def ensure_local_server() -> Server:
 # -- projects -------------------------------------------------------------
 
 
+@audit.records_denials("project.create")
 def create_project(principal, name: str, environment: str = DEFAULT_ENVIRONMENT, server: Server | None = None) -> Project:
     require_scope(principal, scopes.SERVICE_UPDATE)
     if not principal.unrestricted:
@@ -62,6 +63,7 @@ def create_project(principal, name: str, environment: str = DEFAULT_ENVIRONMENT,
     return project
 
 
+@audit.records_denials("environment.create")
 def create_environment(principal, project: Project, name: str, server: Server | None = None) -> Environment:
     require_scope(principal, scopes.SERVICE_UPDATE, project)
     try:
@@ -81,6 +83,7 @@ def create_environment(principal, project: Project, name: str, server: Server | 
 # -- servers --------------------------------------------------------------
 
 
+@audit.records_denials("server.add")
 def add_server(principal, *, name: str, host: str, port: int = 22, user: str = "root", private_key: str) -> Server:
     require_scope(principal, scopes.SERVER_WRITE)
     try:
@@ -118,6 +121,7 @@ def add_server(principal, *, name: str, host: str, port: int = 22, user: str = "
     return server
 
 
+@audit.records_denials("server.approve_host_key")
 def approve_host_key(principal, server: Server, fingerprint: str) -> Server:
     require_scope(principal, scopes.SERVER_WRITE)
     if server.is_local:
@@ -143,6 +147,7 @@ def approve_host_key(principal, server: Server, fingerprint: str) -> Server:
 # -- services -------------------------------------------------------------
 
 
+@audit.records_denials("service.create")
 def create_service(principal, project: Project, environment: Environment, data: ServiceInput) -> Service:
     require_scope(principal, scopes.SERVICE_UPDATE, project)
     if data.name is None:
@@ -173,6 +178,7 @@ def create_service(principal, project: Project, environment: Environment, data: 
     return service
 
 
+@audit.records_denials("service.update")
 def update_service(principal, service: Service, data: ServiceInput, *, dry_run: bool = False) -> dict:
     """Apply the requested changes; return them as {field: {"before", "after"}}."""
     require_scope(principal, scopes.SERVICE_UPDATE, service)

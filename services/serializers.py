@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from accounts import scopes
-from accounts.permissions import granted_object_scopes
+from accounts.permissions import GrantIndex
 
 from . import read_model
 from .models import Environment, Project, Server, Service
@@ -15,10 +15,17 @@ def _principal(context):
     return context["principal"]
 
 
-def can_read_secrets(principal, service) -> bool:
+def grants_of(context) -> GrantIndex:
+    """The principal's grants, loaded once per serializer context (one request or one command)."""
+    if "grants" not in context:
+        context["grants"] = GrantIndex(_principal(context))
+    return context["grants"]
+
+
+def can_read_secrets(principal, service, grants: GrantIndex | None = None) -> bool:
     if principal.unrestricted:
         return principal.has_scope(scopes.SECRETS_READ)
-    return scopes.SECRETS_READ in granted_object_scopes(principal, service)
+    return scopes.SECRETS_READ in (grants or GrantIndex(principal)).scopes_on(service)
 
 
 class LatestDeploymentSerializer(serializers.Serializer):
@@ -72,7 +79,7 @@ class ServiceSerializer(serializers.ModelSerializer):
 
     def get_env(self, service) -> list[dict]:
         principal = _principal(self.context)
-        reveal = can_read_secrets(principal, service)
+        reveal = can_read_secrets(principal, service, grants_of(self.context))
         return [
             {"key": row.key, "value": row.value if (reveal or not row.secret) else MASK, "secret": row.secret}
             for row in sorted(service.variables.all(), key=lambda r: r.key)
