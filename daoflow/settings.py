@@ -183,6 +183,8 @@ else:
         # with acks_late is not handed to a second worker.
         "visibility_timeout": _env_int("DAOFLOW_BROKER_VISIBILITY_TIMEOUT", 4 * 3600),
     }
+# Installations that share one Redis keep apart by queue name.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DAOFLOW_TASK_QUEUE", "celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

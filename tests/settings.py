@@ -19,5 +19,11 @@ import dj_database_url  # noqa: E402
 _postgres = os.environ.get("DAOFLOW_TEST_POSTGRES_URL")
 if _postgres:
     DATABASES["default"] = dj_database_url.parse(_postgres)
+    # A test database and a task queue of this run's own, so two test runs
+    # on one machine (a developer's and CI's) never share rows or tasks.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_daoflow_{os.getpid()}"}
+
+CELERY_TASK_DEFAULT_QUEUE = f"daoflow-test-{os.getpid()}"
+os.environ["DAOFLOW_TASK_QUEUE"] = CELERY_TASK_DEFAULT_QUEUE
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -90,6 +90,7 @@ def worker_environment(e2e_root: Path, database_url: str, broker_url: str) -> di
         DAOFLOW_HEALTH_TIMEOUT="30",
         DAOFLOW_STEP_TIMEOUT="120",
         PYTHONUNBUFFERED="1",
+        DAOFLOW_TASK_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
     )
     return env
 
@@ -109,6 +110,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "daoflow", "worker", "--loglevel", "INFO",
              "--concurrency", str(self.concurrency), "--hostname", self.name, "--without-gossip",
+             "--queues", self.env.get("DAOFLOW_TASK_QUEUE", "celery"),
              "--without-mingle", "--prefetch-multiplier", "1"],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -139,8 +141,9 @@ class WorkerProcess:
 
 
 def purge_broker(env: dict) -> None:
-    """Drop tasks left in the test Redis database by an earlier, interrupted run."""
-    subprocess.run([sys.executable, "-m", "celery", "-A", "daoflow", "purge", "-f"],
+    """Drop tasks that an earlier test of this run left in its own queue."""
+    subprocess.run([sys.executable, "-m", "celery", "-A", "daoflow", "purge", "-f",
+                    "--queues", env["DAOFLOW_TASK_QUEUE"]],
                    cwd=REPO, env=env, capture_output=True, timeout=60, check=False)
 
 

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import uuid
 from io import StringIO
 from pathlib import Path
 
@@ -24,7 +25,8 @@ SECRET_VALUE = "s3cr3t-$HOME-#not-a-comment"
 
 
 def make_project(name: str, server: Server):
-    project = actions.create_project(SYSTEM, name, "production", server)
+    # A suffix per call keeps Compose project names apart when two test runs share the engine.
+    project = actions.create_project(SYSTEM, f"{name}-{uuid.uuid4().hex[:6]}", "production", server)
     return project, project.environments.get()
 
 
@@ -221,7 +223,7 @@ def test_changed_host_key_gets_no_command(celery_worker, ssh_server, images, e2e
     assert finished.conclusion == "failed"
     assert finished.failed_step == "resolve"
     assert "does not match the approved key" in finished.failure_reason
-    workdir = e2e_root / "remote-targets" / "tampered"
+    workdir = e2e_root / "remote-targets" / project.name
     assert not workdir.exists()
 
 
