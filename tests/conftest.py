@@ -19,8 +19,11 @@ def recorded_queue(request, monkeypatch):
     if "celery_worker" in request.fixturenames:
         yield None
         return
+    from deployments.tasks import run_deployment
+
     recorder = RecordedQueue()
-    monkeypatch.setattr("deployments.queue.enqueue", recorder)
+    # Patched on the task itself, so every caller is covered however it imported enqueue().
+    monkeypatch.setattr(run_deployment, "delay", recorder)
     yield recorder
 
 
