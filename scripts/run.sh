@@ -21,13 +21,12 @@ log() {
 
 bash "$REPO/scripts/venv.sh"
 
-if ! docker info >/dev/null 2>&1 || ! docker compose version 2>/dev/null | grep -q ' v2\.'; then
-    if [[ "$(id -u)" == 0 ]]; then
-        log "no Docker engine with Compose v2 answers; setting one up"
-        DAOFLOW_TESTBED_DIR="$DAOFLOW_DATA_DIR/engine" bash "$REPO/scripts/testbed.sh" engine
-    else
-        log "warning: no Docker engine with Compose v2 answers; deployments to the local server will fail until one runs"
-    fi
+if [[ "$(id -u)" == 0 ]]; then
+    # Idempotent: starts dockerd and installs the Compose plugin only when
+    # missing, and builds the example image of the README's first session.
+    DAOFLOW_TESTBED_DIR="$DAOFLOW_DATA_DIR/engine" bash "$REPO/scripts/testbed.sh" engine
+elif ! docker info >/dev/null 2>&1 || ! docker compose version 2>/dev/null | grep -q ' v2\.'; then
+    log "warning: no Docker engine with Compose v2 answers; deployments to the local server will fail until one runs"
 fi
 
 "$VENV/bin/daoflow" migrate --no-input -v 0

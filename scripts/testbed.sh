@@ -5,7 +5,8 @@
 #
 # Usage:
 #   scripts/testbed.sh             set up (idempotent; a second run starts nothing)
-#   scripts/testbed.sh engine      only the Docker engine and the Compose plugin
+#   scripts/testbed.sh engine      only the Docker engine, the Compose plugin and
+#                                  the example image daoflow-example/hello:1
 #   scripts/testbed.sh stop        stop the sshd that this script started
 #   scripts/testbed.sh stop --all  also stop dockerd, if this script started it
 #
@@ -242,6 +243,20 @@ EOF
     done
 }
 
+# The image of the README's first session: an HTTP server on port 8080 that
+# needs no registry, for machines that cannot pull one.
+build_example_image() {
+    [[ -x /bin/busybox ]] || die "/bin/busybox is missing; install the busybox-static package"
+    build_image "daoflow-example/hello:1" "Hello from DaoFlow" <<'EOF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+COPY index.html /www/index.html
+EXPOSE 8080
+CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+EOF
+}
+
 # --- step 5: sshd on 127.0.0.1 -----------------------------------------------
 
 write_sshd_config() {
@@ -372,6 +387,7 @@ engine() {
     install_packages
     install_compose_plugin
     start_dockerd
+    build_example_image
 }
 
 stop() {
