@@ -79,7 +79,10 @@ def create_user(principal, *, username: str, role: str, password: str | None = N
             raise Conflict(f"A user named {username!r} already exists; list users with `daoflow user list`.") from None
         if password is None:
             user.set_unusable_password()
-            user.save(update_fields=["password"])
+        # Staff status only opens the admin's door: what a user sees and
+        # changes there comes from its role and grants.
+        user.is_staff = password is not None
+        user.save(update_fields=["password", "is_staff"])
         Membership.objects.create(user=user, role=role)
         audit.record(principal, "user.create", user, scope=scopes.MEMBERS_MANAGE,
                      target_type="user", target_label=username,

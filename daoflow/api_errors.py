@@ -1,10 +1,15 @@
 """DRF errors in the same JSON shape as the command line: {"ok": false, "error", "code"}."""
 
+import logging
+
+from django.db import DatabaseError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .errors import DaoflowError
+from .errors import DaoflowError, ScopeDenied
+
+logger = logging.getLogger(__name__)
 
 CODES = {
     status.HTTP_400_BAD_REQUEST: "INVALID_INPUT",
@@ -12,12 +17,22 @@ CODES = {
     status.HTTP_403_FORBIDDEN: "PERMISSION_DENIED",
     status.HTTP_404_NOT_FOUND: "NOT_FOUND",
     status.HTTP_405_METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
+    status.HTTP_406_NOT_ACCEPTABLE: "NOT_ACCEPTABLE",
     status.HTTP_409_CONFLICT: "CONFLICT",
+    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
     status.HTTP_429_TOO_MANY_REQUESTS: "THROTTLED",
 }
 
 
+UNAUTHENTICATED_HINT = (
+    " Send the header 'Authorization: Bearer dfl_...' with a token from `daoflow token create`, "
+    "or sign in at /api-auth/login/."
+)
+
+
 def _sentence(detail) -> str:
+    if isinstance(detail, dict) and set(detail) == {"detail"}:
+        return _sentence(detail["detail"])
     if isinstance(detail, dict):
         parts = [f"{field}: {_sentence(value)}" for field, value in detail.items()]
         return " ".join(parts)
@@ -26,13 +41,35 @@ def _sentence(detail) -> str:
     return str(detail)
 
 
+def _record_denial(error: ScopeDenied, context) -> None:
+    """Write the denied attempt to the audit trail; the request's own transactions have rolled back by now."""
+    from accounts.audit import record_denial
+
+    view = context.get("view")
+    request = context.get("request")
+    principal_of = getattr(view, "principal", None)
+    if principal_of is None or request is None or not request.user.is_authenticated:
+        return
+    action = f"{getattr(view, 'basename', 'api')}.{getattr(view, 'action', None) or request.method.lower()}"
+    try:
+        record_denial(principal_of(), error, action)
+    except DatabaseError:
+        # The 403 still goes out; the failure is logged without the request body.
+        logger.exception("audit entry of a denied request could not be written: action=%s", action)
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DaoflowError):
+        if isinstance(exc, ScopeDenied):
+            _record_denial(exc, context)
         return Response(exc.as_dict(), status=exc.http_status)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    body = {"ok": False, "error": _sentence(response.data), "code": CODES.get(response.status_code, "ERROR")}
+    message = _sentence(response.data)
+    if response.status_code == status.HTTP_401_UNAUTHORIZED:
+        message += UNAUTHENTICATED_HINT
+    body = {"ok": False, "error": message, "code": CODES.get(response.status_code, "ERROR")}
     if isinstance(exc, exceptions.ValidationError) and isinstance(response.data, dict):
         body["fields"] = response.data
     response.data = body

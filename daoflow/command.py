@@ -38,6 +38,11 @@ class DaoflowCommand(BaseCommand):
     # because argparse lets a subparser's defaults overwrite its parent's.
     has_subcommands = False
     requires_system_checks = []
+    # Django's own options still work but stay out of `--help`.
+    suppressed_base_arguments = {
+        "--version", "--verbosity", "--settings", "--pythonpath", "--traceback",
+        "--no-color", "--force-color", "--skip-checks",
+    }
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         # Django builds the parser; switching its class here, before any

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "guardian",
     "accounts",
     "services",
@@ -142,6 +143,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+# WhiteNoise warns about a missing directory before the first collectstatic.
+STATIC_ROOT.mkdir(exist_ok=True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -161,7 +164,20 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, servers, services and deployments of a DaoFlow control plane.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
+
+# Deployment time limits, in seconds. Every step has a timeout and the whole
+# run has a deadline; a timeout fails the deployment naming the step.
+DAOFLOW_SSH_CONNECT_TIMEOUT = _env_int("DAOFLOW_SSH_CONNECT_TIMEOUT", 10)
+DAOFLOW_STEP_TIMEOUT = _env_int("DAOFLOW_STEP_TIMEOUT", 600)
+DAOFLOW_HEALTH_TIMEOUT = _env_int("DAOFLOW_HEALTH_TIMEOUT", 120)
+DAOFLOW_DEPLOY_DEADLINE = _env_int("DAOFLOW_DEPLOY_DEADLINE", 3600)
+DAOFLOW_HEARTBEAT_TIMEOUT = _env_int("DAOFLOW_HEARTBEAT_TIMEOUT", 120)
+# A queued deployment older than this is enqueued again by the watchdog, in
+# case its task was lost (broker restart, crash between commit and enqueue).
+DAOFLOW_REQUEUE_AFTER = _env_int("DAOFLOW_REQUEUE_AFTER", 30)
 
 # Celery. The embedded broker is kombu's file-system transport in the data
 # directory: it needs no server, and web and worker processes share it.
@@ -176,16 +192,24 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_BROKER_DIR / "processed"),
         "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
+        # The file-system transport polls its folder (kombu's default is
+        # every second); a shorter interval starts a deployment sooner.
+        "polling_interval": 0.1,
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Longer than the longest deployment, so a task held by a live worker
         # with acks_late is not handed to a second worker.
-        "visibility_timeout": _env_int("DAOFLOW_BROKER_VISIBILITY_TIMEOUT", 4 * 3600),
+        "visibility_timeout": _env_int(
+            "DAOFLOW_BROKER_VISIBILITY_TIMEOUT", max(4 * 3600, 2 * DAOFLOW_DEPLOY_DEADLINE)
+        ),
     }
 # Installations that share one Redis keep apart by queue name.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DAOFLOW_TASK_QUEUE", "celery")
 CELERY_TASK_IGNORE_RESULT = True
+# acks_late is safe because run_deployment is idempotent (claim() is a
+# conditional update), and prefetch 1 keeps a busy worker from holding tasks
+# that an idle worker could run.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -205,10 +229,6 @@ DAOFLOW_LOCAL_WORKDIR_ROOT = Path(
     os.environ.get("DAOFLOW_LOCAL_WORKDIR_ROOT", DATA_DIR / "targets")
 ).resolve()
 DAOFLOW_REMOTE_WORKDIR_ROOT = os.environ.get("DAOFLOW_REMOTE_WORKDIR_ROOT", "/var/lib/daoflow")
-DAOFLOW_SSH_CONNECT_TIMEOUT = _env_int("DAOFLOW_SSH_CONNECT_TIMEOUT", 10)
-DAOFLOW_STEP_TIMEOUT = _env_int("DAOFLOW_STEP_TIMEOUT", 600)
-DAOFLOW_HEALTH_TIMEOUT = _env_int("DAOFLOW_HEALTH_TIMEOUT", 120)
-DAOFLOW_HEARTBEAT_TIMEOUT = _env_int("DAOFLOW_HEARTBEAT_TIMEOUT", 120)
 
 LOG_LEVEL = os.environ.get("DAOFLOW_LOG_LEVEL", "INFO")
 LOGGING = {

@@ -3,14 +3,24 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from accounts.api import AuditEntryViewSet
 from deployments.api import DeploymentViewSet
-from services.api import ProjectViewSet, ServerViewSet, ServiceViewSet
+from services.api import (
+    EnvironmentVariableViewSet,
+    EnvironmentViewSet,
+    ProjectViewSet,
+    ServerViewSet,
+    ServiceViewSet,
+)
 
 router = DefaultRouter()
 router.register("projects", ProjectViewSet, basename="project")
+router.register("environments", EnvironmentViewSet, basename="environment")
 router.register("servers", ServerViewSet, basename="server")
 router.register("services", ServiceViewSet, basename="service")
+router.register("env-vars", EnvironmentVariableViewSet, basename="env-var")
 router.register("deployments", DeploymentViewSet, basename="deployment")
+router.register("audit", AuditEntryViewSet, basename="audit")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -21,11 +21,27 @@ OVERRIDE_FILE = "daoflow.override.yaml"
 ENV_FILE = "daoflow.env.yaml"
 
 
+class _QuotedDumper(yaml.SafeDumper):
+    """A dumper that writes every string double-quoted.
+
+    PyYAML writes some strings plain or single-quoted with raw characters that a YAML
+    reader treats as line breaks (NEL U+0085, U+2028, U+2029), and Compose's reader
+    then folds them into spaces. In double quotes PyYAML escapes them (\\N, \\L, \\P),
+    so every string reaches Compose unchanged. Numbers and booleans keep their type.
+    """
+
+
+_QuotedDumper.add_representer(
+    str, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+)
+
+
 def _dump(document: dict) -> bytes:
-    # width=inf keeps long values on one line; PyYAML quotes whatever YAML
-    # would otherwise read as another type ("yes", "1.0", "null").
-    return yaml.safe_dump(
-        document, default_flow_style=False, sort_keys=False, allow_unicode=True, width=float("inf")
+    # width=inf keeps long values on one line, because a folded double-quoted line
+    # would turn the break into a space.
+    return yaml.dump(
+        document, Dumper=_QuotedDumper, default_flow_style=False, sort_keys=False, allow_unicode=True,
+        width=float("inf"),
     ).encode()
 
 

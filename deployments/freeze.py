@@ -69,6 +69,7 @@ def freeze(service, server) -> dict:
         "env": resolve_env(service),
         "ports": [dataclasses.asdict(port.spec) for port in service.ports.all()],
         "volumes": [_volume_dict(volume.spec) for volume in service.volumes.all()],
+        "probes": [probe.frozen() for probe in service.health_probes.all()],
     }
 
 

@@ -98,6 +98,20 @@ class Deployment(models.Model):
     def outcome(self) -> str:
         return self.conclusion or self.status
 
+    @property
+    def queue_position(self) -> int | None:
+        """Place among the queued deployments of the service, 1 starting next; None unless queued.
+
+        Queued deployments of one service are claimed in id order (see
+        queue.claim), so the place is 1 + the earlier queued ones.
+        """
+        if self.status != self.STATUS_QUEUED:
+            return None
+        earlier = Deployment.objects.filter(
+            service_id=self.service_id, status=self.STATUS_QUEUED, pk__lt=self.pk
+        ).count()
+        return earlier + 1
+
 
 class DeploymentStep(models.Model):
     STATUS_PENDING = "pending"
@@ -154,3 +168,51 @@ class DeploymentLogLine(models.Model):
 
     def __str__(self) -> str:
         return self.text[:80]
+
+
+class HealthProbe(models.Model):
+    """An HTTP or TCP check that a deployment's health step runs from the worker.
+
+    The probe connects to a port published on the deployment's target host:
+    127.0.0.1 for the local engine, the server's SSH host otherwise. Only the
+    port and the path are configurable, so a probe cannot be pointed at any
+    other address.
+    """
+
+    KIND_HTTP = "http"
+    KIND_TCP = "tcp"
+    KIND_CHOICES = [(KIND_HTTP, "HTTP GET"), (KIND_TCP, "TCP connect")]
+
+    service = models.ForeignKey(
+        "services.Service", on_delete=models.CASCADE, related_name="health_probes"
+    )
+    kind = models.CharField(max_length=4, choices=KIND_CHOICES, default=KIND_HTTP)
+    port = models.PositiveIntegerField(help_text="Published port on the target host.")
+    path = models.CharField(max_length=500, blank=True, help_text="Request path of an HTTP probe.")
+    expected_status = models.PositiveSmallIntegerField(default=200)
+    timeout_seconds = models.PositiveIntegerField(
+        default=60, help_text="Seconds the health step keeps probing before the deployment fails."
+    )
+    interval_seconds = models.FloatField(default=1.0, help_text="Seconds between two attempts.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["port"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "port"], name="unique_probe_port_per_service"),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == self.KIND_HTTP:
+            return f"http :{self.port}{self.path or '/'} -> {self.expected_status}"
+        return f"tcp :{self.port}"
+
+    def frozen(self) -> dict:
+        return {
+            "kind": self.kind,
+            "port": self.port,
+            "path": self.path or "/",
+            "expected_status": self.expected_status,
+            "timeout_seconds": self.timeout_seconds,
+            "interval_seconds": self.interval_seconds,
+        }

@@ -106,9 +106,21 @@ def next_waiting(service_id: int, server_id: int) -> list[int]:
 
 
 def enqueue(deployment_id: int) -> None:
+    """Send the deployment's task; a broker that is down leaves it to the watchdog.
+
+    The deployment row is committed before this runs, so a failed send loses
+    nothing: the watchdog enqueues queued deployments again after
+    DAOFLOW_REQUEUE_AFTER seconds.
+    """
+    from kombu.exceptions import OperationalError
+
     from .tasks import run_deployment
 
-    run_deployment.delay(deployment_id)
+    try:
+        run_deployment.delay(deployment_id)
+    except (OperationalError, OSError) as error:
+        logger.warning("deployment=%s could not be sent to the broker, the watchdog will retry: %s",
+                       deployment_id, error)
 
 
 def enqueue_waiting(service_id: int, server_id: int) -> None:

@@ -7,16 +7,13 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import runner
+from . import queue, runner
 from .models import Deployment
-from .queue import conclude, enqueue
+from .queue import conclude
 
 logger = logging.getLogger(__name__)
 
 WORKER_LOST_REASON = "worker stopped reporting progress"
-# A queued deployment older than this with nothing running for its service
-# has probably lost its task (broker restart, crash before enqueue).
-REQUEUE_AFTER_SECONDS = 30
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -28,7 +25,12 @@ def run_deployment(deployment_id: int) -> str:
 
 @shared_task(ignore_result=True)
 def watchdog() -> dict:
-    """Fail deployments whose worker died and re-enqueue queued ones whose task was lost."""
+    """Fail deployments whose worker died and re-enqueue queued ones whose task was lost.
+
+    Safe to run at any time and in several processes at once: conclude() and
+    claim() are conditional updates, so a deployment is failed once and a
+    task enqueued twice runs once.
+    """
     now = timezone.now()
     stale = Deployment.objects.filter(
         status=Deployment.STATUS_RUNNING,
@@ -42,14 +44,18 @@ def watchdog() -> dict:
             failed += 1
 
     waiting = Deployment.objects.filter(
-        status=Deployment.STATUS_QUEUED, created_at__lt=now - timedelta(seconds=REQUEUE_AFTER_SECONDS)
+        status=Deployment.STATUS_QUEUED, created_at__lt=now - timedelta(seconds=settings.DAOFLOW_REQUEUE_AFTER)
     ).order_by("pk")
     requeued = 0
     seen_services: set[int] = set()
+    # Only the first queued deployment of a service can be claimed; the others
+    # are enqueued when it concludes.
     for deployment in waiting:
         if deployment.service_id in seen_services:
             continue
         seen_services.add(deployment.service_id)
-        enqueue(deployment.pk)
+        queue.enqueue(deployment.pk)
         requeued += 1
+    if requeued:
+        logger.info("watchdog enqueued %s waiting deployments again", requeued)
     return {"failed": failed, "requeued": requeued}

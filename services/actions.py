@@ -149,6 +149,31 @@ def approve_host_key(principal, server: Server, fingerprint: str) -> Server:
 
 @audit.records_denials("service.create")
 def create_service(principal, project: Project, environment: Environment, data: ServiceInput) -> Service:
+    validated = _check_create_request(principal, project, data)
+
+    with transaction.atomic():
+        service = _new_service(project, environment, validated)
+        try:
+            with transaction.atomic():
+                service.save()
+        except IntegrityError:
+            raise Conflict(f"Project {project.name!r} already has a service named {validated.name!r}.") from None
+        changes = _creation_changes(service, validated)
+        _apply_collections(service, validated, dry_run=False)
+        audit.record(principal, "service.create", service, scope=scopes.SERVICE_UPDATE, diff=changes)
+    logger.info("service=%s created in project=%s", service.pk, project.pk)
+    return service
+
+
+@audit.records_denials("service.create")
+def preview_service_creation(principal, project: Project, environment: Environment, data: ServiceInput) -> dict:
+    """Run every check of create_service and return the changes it would make, writing nothing."""
+    validated = _check_create_request(principal, project, data)
+    service = _new_service(project, environment, validated)
+    return _creation_changes(service, validated)
+
+
+def _check_create_request(principal, project: Project, data: ServiceInput):
     require_scope(principal, scopes.SERVICE_UPDATE, project)
     if data.name is None:
         raise InvalidInput("--name is required: give the service a name (a DNS label such as api).", field="name")
@@ -156,26 +181,33 @@ def create_service(principal, project: Project, environment: Environment, data: 
         raise InvalidInput("--source-type is required: use compose, dockerfile or image.", field="source_type")
     if data.set_env:
         require_scope(principal, scopes.ENV_WRITE, project)
-    validated = validate_input(data)
+    return validate_input(data)
 
-    with transaction.atomic():
-        if Service.objects.filter(project=project, name=validated.name).exists():
-            raise Conflict(f"Project {project.name!r} already has a service named {validated.name!r}; choose another name.")
-        service = Service(project=project, environment=environment, name=validated.name,
-                          target_server=validated.target_server, **validated.scalars)
-        service.compose_project = validation.compose_project_name(project.name, environment.name, service.name)
-        check_source_complete(service)
-        check_port_conflicts(service, validated.add_ports)
-        try:
-            with transaction.atomic():
-                service.save()
-        except IntegrityError:
-            raise Conflict(f"Project {project.name!r} already has a service named {validated.name!r}.") from None
-        changes = _apply_collections(service, validated, dry_run=False)
-        changes.update({key: {"before": None, "after": value} for key, value in validated.scalars.items()})
-        audit.record(principal, "service.create", service, scope=scopes.SERVICE_UPDATE, diff=changes)
-    logger.info("service=%s created in project=%s", service.pk, project.pk)
+
+def _new_service(project: Project, environment: Environment, validated) -> Service:
+    """Build the unsaved service and run the checks that need it: name taken, source complete, ports free."""
+    if Service.objects.filter(project=project, name=validated.name).exists():
+        raise Conflict(f"Project {project.name!r} already has a service named {validated.name!r}; choose another name.")
+    service = Service(project=project, environment=environment, name=validated.name,
+                      target_server=validated.target_server, **validated.scalars)
+    service.compose_project = validation.compose_project_name(project.name, environment.name, service.name)
+    check_source_complete(service)
+    check_port_conflicts(service, validated.add_ports)
     return service
+
+
+def _creation_changes(service: Service, validated) -> dict:
+    changes = {
+        "name": {"before": None, "after": service.name},
+        "project": {"before": None, "after": service.project.name},
+        "environment": {"before": None, "after": service.environment.name},
+        "compose_project": {"before": None, "after": service.compose_project},
+    }
+    if validated.target_server is not None:
+        changes["target_server"] = {"before": None, "after": validated.target_server.name}
+    changes.update({key: {"before": None, "after": value} for key, value in validated.scalars.items()})
+    changes.update(_apply_collections(service, validated, dry_run=True))
+    return changes
 
 
 @audit.records_denials("service.update")
@@ -333,5 +365,6 @@ __all__ = [
     "create_project",
     "create_service",
     "ensure_local_server",
+    "preview_service_creation",
     "update_service",
 ]

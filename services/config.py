@@ -6,6 +6,7 @@ field as the caller knows it.
 """
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 
 from daoflow.errors import Conflict, InvalidInput
@@ -69,7 +70,14 @@ class ValidatedInput:
 
 
 def _invalid(error: validation.InvalidValue, flag: str) -> InvalidInput:
-    return InvalidInput.from_invalid_value(error, flag)
+    """Convert the error, naming the flag or field as the caller wrote it ("--image", not "image")."""
+    message = error.message
+    prefix = f"{error.field}: "
+    if message.startswith(prefix):
+        message = f"{flag}: {message[len(prefix):]}"
+    elif not message.startswith(f"{flag}:"):
+        message = f"{flag}: {message}"
+    return InvalidInput(message, field=flag)
 
 
 def validate_input(data: ServiceInput) -> ValidatedInput:
@@ -109,14 +117,14 @@ def validate_input(data: ServiceInput) -> ValidatedInput:
                          data.label("compose_document"))
             scalars["compose_document"] = data.compose_document
         if data.compose_service is not None:
-            scalars["compose_service"] = data.compose_service
+            scalars["compose_service"] = _checked(
+                validation.validate_compose_service, data, "compose_service", "compose_service", data.compose_service
+            )
 
-        add_ports = [_checked(validation.parse_port, data, "port", None, spec) for spec in data.add_ports]
-        remove_ports = [_checked(validation.parse_port, data, "remove_port", None, spec) for spec in data.remove_ports]
-        add_volumes = [_checked(validation.parse_volume, data, "volume", None, spec) for spec in data.add_volumes]
-        remove_volumes = [
-            _checked(validation.parse_volume, data, "remove_volume", None, spec) for spec in data.remove_volumes
-        ]
+        add_ports = [_checked(_parse_port, data, "port", None, spec) for spec in data.add_ports]
+        remove_ports = [_checked(_parse_port, data, "remove_port", None, spec) for spec in data.remove_ports]
+        add_volumes = [_checked(_parse_volume, data, "volume", None, spec) for spec in data.add_volumes]
+        remove_volumes = [_checked(_parse_volume, data, "remove_volume", None, spec) for spec in data.remove_volumes]
         set_env = []
         for key, value, secret in data.set_env:
             _checked(validation.validate_env_key, data, "env", None, key)
@@ -129,6 +137,7 @@ def validate_input(data: ServiceInput) -> ValidatedInput:
 
     target_server = None
     if data.target_server:
+        _checked(validation.validate_name, data, "target_server", "target_server", data.target_server)
         target_server = Server.objects.filter(name=data.target_server).first()
         if target_server is None:
             raise InvalidInput(
@@ -150,6 +159,14 @@ def validate_input(data: ServiceInput) -> ValidatedInput:
     )
 
 
+def _parse_port(spec):
+    return validation.parse_port(validation.load_mapping_argument("port", spec))
+
+
+def _parse_volume(spec):
+    return validation.parse_volume(validation.load_mapping_argument("volume", spec))
+
+
 def _checked(function, data: ServiceInput, field_name: str, first_arg, value, *extra):
     try:
         if first_arg is None:
@@ -157,6 +174,41 @@ def _checked(function, data: ServiceInput, field_name: str, first_arg, value, *e
         return function(first_arg, value, *extra)
     except validation.InvalidValue as error:
         raise _invalid(error, data.label(field_name)) from None
+
+
+def read_input_file(path: str, flag: str) -> str:
+    """Read a file named by a flag as UTF-8, byte for byte: no newline translation or stripping.
+
+    "-" reads standard input. The bytes are decoded as strict UTF-8, so a value reaches
+    the container exactly as it is in the file.
+    """
+    try:
+        if path == "-":
+            stream = sys.stdin
+            data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode("utf-8")
+        else:
+            if "\0" in path:
+                raise InvalidInput(f"{flag}: the file name {path!r} contains a NUL character. Fix the path.",
+                                   field=flag)
+            with open(path, "rb") as handle:
+                data = handle.read()
+    except FileNotFoundError:
+        raise InvalidInput(f"{flag}: file {path!r} does not exist. Check the path.", field=flag) from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{flag}: {path!r} is a directory. Name a file.", field=flag) from None
+    except OSError as error:
+        raise InvalidInput(f"{flag}: cannot read {path!r}: {error.strerror}. Check the path and its permissions.",
+                           field=flag) from None
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{flag}: the file name {path!r} is not valid UTF-8. Rename the file.",
+                           field=flag) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(
+            f"{flag}: {path!r} is not UTF-8 text (invalid byte at offset {error.start}). Convert it to UTF-8.",
+            field=flag,
+        ) from None
 
 
 def check_source_complete(service: Service) -> None:

@@ -1,5 +1,6 @@
 """Projects, environments, target servers, services and their configuration."""
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from fernet_fields import EncryptedTextField
@@ -24,6 +25,25 @@ OBJECT_PERMISSIONS = [
 
 def permission_codename(scope: str) -> str:
     return "scope_" + scope.replace(":", "_")
+
+
+def _run_checks(checks) -> dict:
+    """Run (model field, check) pairs and collect each InvalidValue message under its field.
+
+    A check returns the normalized value, which is written back to the field.
+    """
+    from .validation import InvalidValue
+
+    errors: dict[str, list[str]] = {}
+    normalized = {}
+    for field_name, check in checks:
+        try:
+            normalized[field_name] = check()
+        except InvalidValue as error:
+            errors.setdefault(field_name, []).append(error.message)
+    if errors:
+        raise ValidationError(errors)
+    return normalized
 
 
 class Server(models.Model):
@@ -59,6 +79,18 @@ class Server(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        from . import validation
+
+        checks = [("name", lambda: validation.validate_name("name", self.name))]
+        if self.kind == self.KIND_SSH:
+            checks += [
+                ("host", lambda: validation.validate_ssh_host("host", self.host)),
+                ("port", lambda: validation.validate_tcp_port("port", self.port)),
+                ("user", lambda: validation.validate_ssh_user("user", self.user)),
+            ]
+        _run_checks(checks)
+
     @property
     def is_local(self) -> bool:
         return self.kind == self.KIND_LOCAL
@@ -86,6 +118,11 @@ class Project(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        from . import validation
+
+        _run_checks([("name", lambda: validation.validate_name("name", self.name))])
+
 
 class Environment(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="environments")
@@ -103,6 +140,11 @@ class Environment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.name}/{self.name}"
+
+    def clean(self) -> None:
+        from . import validation
+
+        _run_checks([("name", lambda: validation.validate_name("name", self.name))])
 
 
 class Service(models.Model):
@@ -157,6 +199,51 @@ class Service(models.Model):
     def server(self) -> Server | None:
         return self.target_server or self.environment.default_server
 
+    def clean(self) -> None:
+        """Run the checks of `daoflow service create|update`, so the admin gets the same messages."""
+        from daoflow.errors import DaoflowError
+
+        from . import validation
+        from .config import check_port_conflicts, check_source_complete
+
+        checks = [
+            ("name", lambda: validation.validate_name("name", self.name)),
+            ("compose_service", lambda: validation.validate_compose_service("compose_service", self.compose_service)),
+        ]
+        optional = [
+            ("image", lambda: validation.validate_image_reference(self.image)),
+            ("repository_url", lambda: validation.validate_repository_url(self.repository_url)),
+            ("branch", lambda: validation.validate_branch(self.branch)),
+            ("compose_path", lambda: validation.validate_relative_path("compose_path", self.compose_path)),
+            ("dockerfile_path", lambda: validation.validate_relative_path("dockerfile_path", self.dockerfile_path)),
+            ("compose_document", lambda: self._checked_document()),
+        ]
+        checks += [(name, check) for name, check in optional if getattr(self, name)]
+        for name, value in _run_checks(checks).items():
+            setattr(self, name, value)
+
+        if self.environment_id is not None and self.project_id is not None:
+            if self.environment.project_id != self.project_id:
+                raise ValidationError({"environment": f"environment: {self.environment} is not an environment "
+                                                      f"of project {self.project.name!r}. Choose one of its own."})
+        if self.pk is None and not self.compose_project and self.environment_id is not None:
+            # Set once at creation, and later renames keep it (see the field's comment).
+            self.compose_project = _run_checks([("name", lambda: validation.compose_project_name(
+                self.project.name, self.environment.name, self.name))])["name"]
+        try:
+            check_source_complete(self)
+            if self.pk is not None and self.environment_id is not None:
+                check_port_conflicts(self, [row.spec for row in self.ports.all()])
+        except DaoflowError as error:
+            field = error.extra.get("field")
+            raise ValidationError({field: error.message} if field else error.message) from None
+
+    def _checked_document(self) -> str:
+        from . import validation
+
+        validation.parse_compose_document(self.compose_document, "compose_document")
+        return self.compose_document
+
 
 class EnvironmentVariable(models.Model):
     """A variable at project, environment or service level; the narrowest level wins."""
@@ -192,6 +279,25 @@ class EnvironmentVariable(models.Model):
     def __str__(self) -> str:
         return self.key
 
+    def clean(self) -> None:
+        from . import validation
+
+        _run_checks([
+            ("key", lambda: validation.validate_env_key(self.key)),
+            ("value", lambda: validation.validate_env_value(self.value)),
+        ])
+        if self.service_id is not None and self.service.project_id != self.project_id:
+            raise ValidationError({"service": f"service: {self.service} is not in project {self.project}. "
+                                              "Choose a service of the variable's project."})
+        if self.environment_id is not None and self.environment.project_id != self.project_id:
+            raise ValidationError({"environment": f"environment: {self.environment} is not in project "
+                                                  f"{self.project}. Choose an environment of the variable's project."})
+        if (self.service_id is not None and self.environment_id is not None
+                and self.service.environment_id != self.environment_id):
+            raise ValidationError({"environment": f"environment: service {self.service} belongs to environment "
+                                                  f"{self.service.environment}, not {self.environment}. "
+                                                  "Leave the environment empty or choose the service's own."})
+
     @property
     def level(self) -> str:
         if self.service_id:
@@ -213,6 +319,36 @@ class PortMapping(models.Model):
 
     def __str__(self) -> str:
         return self.spec.to_short()
+
+    def clean(self) -> None:
+        """Validate the mapping as Compose would, store it canonically and reject host port conflicts."""
+        from daoflow.errors import Conflict
+
+        from . import validation
+        from .config import check_port_conflicts
+
+        spec = _run_checks([(None, lambda: validation.parse_port(self._short_text()))])[None]
+        self.target, self.published, self.host_ip, self.protocol = (
+            spec.target, spec.published, spec.host_ip, spec.protocol)
+
+        if self.service_id is None:
+            return
+        siblings = [row.spec for row in self.service.ports.exclude(pk=self.pk)] if self.service.pk else []
+        try:
+            check_port_conflicts(self.service, siblings + [spec])
+        except Conflict as error:
+            raise ValidationError(error.message) from None
+
+    def _short_text(self) -> str:
+        """Return the fields as Compose short syntax, [HOST_IP:][PUBLISHED:]TARGET/PROTOCOL."""
+        host = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip
+        if host:
+            text = f"{host}:{self.published}:{self.target}"
+        elif self.published:
+            text = f"{self.published}:{self.target}"
+        else:
+            text = self.target
+        return f"{text}/{self.protocol or 'tcp'}"
 
     @property
     def spec(self):
@@ -238,6 +374,30 @@ class VolumeMount(models.Model):
 
     def __str__(self) -> str:
         return self.spec.to_short()
+
+    def clean(self) -> None:
+        """Validate the mount in Compose long syntax and store it canonically."""
+        from . import validation
+
+        if not isinstance(self.options, dict):
+            raise ValidationError({"options": "options: expected a mapping such as {\"propagation\": \"rshared\"}."})
+        long_syntax = {"type": self.type, "source": self.source, "target": self.target, "read_only": self.read_only}
+        bind = {key: value for key, value in self.options.items() if key in validation.BIND_OPTION_KEYS}
+        volume = {key: value for key, value in self.options.items() if key in validation.VOLUME_OPTION_KEYS}
+        unknown = sorted(set(self.options) - set(bind) - set(volume) - {"consistency"})
+        if unknown:
+            raise ValidationError({"options": f"options: unknown keys {', '.join(map(str, unknown))}. Use "
+                                              f"{', '.join(sorted(validation.BIND_OPTION_KEYS | validation.VOLUME_OPTION_KEYS))} "
+                                              "or consistency."})
+        if bind:
+            long_syntax["bind"] = bind
+        if volume:
+            long_syntax["volume"] = volume
+        if "consistency" in self.options:
+            long_syntax["consistency"] = self.options["consistency"]
+        spec = _run_checks([(None, lambda: validation.parse_volume(long_syntax))])[None]
+        self.type, self.source, self.target, self.read_only = spec.type, spec.source, spec.target, spec.read_only
+        self.options = dict(spec.options)
 
     @property
     def spec(self):

@@ -45,7 +45,20 @@ def _require_str(field: str, value: Any, example: str) -> str:
         raise InvalidValue(
             field, value, f"{field}: expected a string such as {example!r}, got {type(value).__name__} {value!r}."
         )
+    if _has_surrogate(value):
+        raise InvalidValue(
+            field,
+            value,
+            f"{field}: {value!r} is not valid UTF-8 text. Pass the value as UTF-8, "
+            f"for example by setting a UTF-8 locale such as LANG=C.UTF-8 in the shell.",
+        )
     return value
+
+
+def _has_surrogate(text: str) -> bool:
+    # Python decodes command-line bytes that are not UTF-8 into lone surrogates
+    # (PEP 383). They cannot be encoded for the database, YAML or the container.
+    return any("\ud800" <= char <= "\udfff" for char in text)
 
 
 def _has_control_char(text: str) -> bool:
@@ -85,6 +98,44 @@ def validate_name(field: str, value: str) -> str:
         f"{field}: {value!r} is not a valid name because {reason}. "
         f"Use 1 to 63 lowercase letters, digits and hyphens, for example 'my-app'.",
     )
+
+
+# ---------------------------------------------------------------------------
+# SSH targets
+# ---------------------------------------------------------------------------
+
+
+def validate_ssh_host(field: str, value: str) -> str:
+    """Validate the host name or IP address of an SSH target and return it."""
+    _require_str(field, value, "192.0.2.10")
+    if not value or value.startswith("-") or any(char.isspace() for char in value) or _has_control_char(value):
+        raise InvalidValue(
+            field,
+            value,
+            f"{field}: {value!r} is not a host name or address. Give a host name such as web1.example.com "
+            f"or an IP address, without spaces and not starting with '-'.",
+        )
+    return value
+
+
+def validate_ssh_user(field: str, value: str) -> str:
+    """Validate the login user of an SSH target and return it."""
+    _require_str(field, value, "root")
+    if not value or value.startswith("-") or any(char.isspace() or char in "@:" for char in value):
+        raise InvalidValue(
+            field,
+            value,
+            f"{field}: {value!r} is not a user name. Give a login name such as root or deploy, "
+            f"without spaces, '@' or ':' and not starting with '-'.",
+        )
+    return value
+
+
+def validate_tcp_port(field: str, value: Any) -> int:
+    """Validate a TCP port number from 1 to 65535 and return it as an int."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise InvalidValue(field, value, f"{field}: {value!r} is not a TCP port. Give a number from 1 to 65535.")
+    return value
 
 
 # ---------------------------------------------------------------------------
@@ -212,13 +263,13 @@ _SCP_LIKE = re.compile(r"(?P<user>[^@/:\[\]]+)@(?P<host>\[[^\]]*\]|[^:/\[\]]*):(
 _URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@")
 
 
-def _redact_url(value: str) -> str:
+def redact_url(value: str) -> str:
     """Replace the password of scheme://user:password@host with '***' so messages don't leak tokens."""
     return _URL_PASSWORD.sub(r"\1:***@", value)
 
 
 def _reject_repository(value: str, reason: str) -> InvalidValue:
-    redacted = _redact_url(value)
+    redacted = redact_url(value)
     return InvalidValue(
         "repository_url",
         value,
@@ -644,8 +695,8 @@ _VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", re.ASCII)
 _PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 _SELINUX_LABELS = ("z", "Z")
 _VOLUME_LONG_KEYS = frozenset({"type", "source", "target", "read_only", "bind", "volume", "consistency"})
-_BIND_OPTION_KEYS = frozenset({"propagation", "create_host_path", "selinux"})
-_VOLUME_OPTION_KEYS = frozenset({"nocopy", "subpath"})
+BIND_OPTION_KEYS = frozenset({"propagation", "create_host_path", "selinux"})
+VOLUME_OPTION_KEYS = frozenset({"nocopy", "subpath"})
 _VOLUME_EXAMPLES = "for example app-data:/var/lib/app or /srv/config:/etc/app:ro"
 
 
@@ -673,8 +724,8 @@ class VolumeMount:
         entry: dict[str, Any] = {"type": self.type, "source": self.source, "target": self.target}
         if self.read_only:
             entry["read_only"] = True
-        bind_options = {key: value for key, value in self.options if key in _BIND_OPTION_KEYS}
-        volume_options = {key: value for key, value in self.options if key in _VOLUME_OPTION_KEYS}
+        bind_options = {key: value for key, value in self.options if key in BIND_OPTION_KEYS}
+        volume_options = {key: value for key, value in self.options if key in VOLUME_OPTION_KEYS}
         if bind_options:
             entry["bind"] = bind_options
         if volume_options:
@@ -688,7 +739,8 @@ class VolumeMount:
         """Render SOURCE:TARGET[:MODE] for display and for matching a mount to remove.
 
         The short syntax has no place for create_host_path, nocopy, subpath or consistency,
-        so those options are left out. Only mounts without them, and without ':' in a path,
+        so those options are left out. Only mounts without them (except create_host_path
+        true on a bind mount, which the short syntax implies) and without ':' in a path
         round-trip through parse_volume.
         """
         options = dict(self.options)
@@ -714,8 +766,8 @@ def _normalize_absolute(path: str) -> str:
 def _check_target(spec: Any, target: Any) -> str:
     if not isinstance(target, str) or not target:
         raise _reject_volume(spec, "the container path (target) is missing")
-    if _has_control_char(target):
-        raise _reject_volume(spec, f"the container path {target!r} contains a control character")
+    if _has_control_char(target) or _has_surrogate(target):
+        raise _reject_volume(spec, f"the container path {target!r} contains a control character or invalid UTF-8")
     if not target.startswith("/"):
         raise _reject_volume(spec, f"the container path {target!r} must be absolute")
     normalized = _normalize_absolute(target)
@@ -730,8 +782,8 @@ def _check_source(spec: Any, source: Any, mount_type: str | None) -> tuple[str, 
         raise _reject_volume(
             spec, "anonymous volumes are not supported, so give a volume name or an absolute host path"
         )
-    if _has_control_char(source):
-        raise _reject_volume(spec, f"the source {source!r} contains a control character")
+    if _has_control_char(source) or _has_surrogate(source):
+        raise _reject_volume(spec, f"the source {source!r} contains a control character or invalid UTF-8")
 
     if source.startswith("/"):
         if mount_type == "volume":
@@ -792,6 +844,11 @@ def _parse_short_volume(spec: str) -> VolumeMount:
     read_only, options = False, ()
     if len(parts) == 3:
         read_only, options = _parse_short_modes(spec, parts[2], mount_type)
+    if mount_type == "bind":
+        # Compose creates a missing host directory for a short-syntax bind mount but not
+        # for a long-syntax one (`docker compose config` shows create_host_path: true).
+        # The mount is rendered in long syntax, so the option is stored explicitly.
+        options = tuple(sorted((*options, ("create_host_path", True))))
     return VolumeMount(type=mount_type, source=source, target=target, read_only=read_only, options=options)
 
 
@@ -812,7 +869,7 @@ def _parse_long_options(spec: dict[Any, Any], mount_type: str) -> dict[str, Any]
     if "bind" in spec:
         if mount_type != "bind":
             raise _reject_volume(spec, "bind options apply only to type bind")
-        bind = _check_option_group(spec, "bind", spec["bind"], _BIND_OPTION_KEYS)
+        bind = _check_option_group(spec, "bind", spec["bind"], BIND_OPTION_KEYS)
         if "propagation" in bind and bind["propagation"] not in _PROPAGATIONS:
             raise _reject_volume(spec, f"bind.propagation must be one of {', '.join(_PROPAGATIONS)}")
         if "create_host_path" in bind and not isinstance(bind["create_host_path"], bool):
@@ -824,7 +881,7 @@ def _parse_long_options(spec: dict[Any, Any], mount_type: str) -> dict[str, Any]
     if "volume" in spec:
         if mount_type != "volume":
             raise _reject_volume(spec, "volume options apply only to type volume")
-        volume = _check_option_group(spec, "volume", spec["volume"], _VOLUME_OPTION_KEYS)
+        volume = _check_option_group(spec, "volume", spec["volume"], VOLUME_OPTION_KEYS)
         if "nocopy" in volume and not isinstance(volume["nocopy"], bool):
             raise _reject_volume(spec, "volume.nocopy must be true or false")
         if "subpath" in volume:
@@ -838,7 +895,12 @@ def _parse_long_options(spec: dict[Any, Any], mount_type: str) -> dict[str, Any]
 
     if "consistency" in spec:
         consistency = spec["consistency"]
-        if not isinstance(consistency, str) or not consistency or _has_control_char(consistency):
+        if (
+            not isinstance(consistency, str)
+            or not consistency
+            or _has_control_char(consistency)
+            or _has_surrogate(consistency)
+        ):
             raise _reject_volume(spec, "consistency must be a non-empty string such as cached or delegated")
         options["consistency"] = consistency
     return options
@@ -913,6 +975,11 @@ def _check_env_key(field: str, value: Any) -> str:
     if "\0" in value:
         message = f"{field}: the variable name {value!r} contains a NUL character. Remove it."
         raise InvalidValue(field, value, message)
+    if not value.strip("\n"):
+        # Compose validates environment keys against the pattern ".+", and '.' does not
+        # match a line feed, so `docker compose config` rejects a key made only of them.
+        message = f"{field}: the variable name {value!r} contains only line feeds. Give a name such as 'DATABASE_URL'."
+        raise InvalidValue(field, value, message)
     return value
 
 
@@ -921,6 +988,13 @@ def _check_env_value(field: str, value: Any) -> str:
     if not isinstance(value, str):
         message = f"{field}: the variable value must be a string, got {type(value).__name__}."
         raise InvalidValue(field, value, message)
+    if _has_surrogate(value):
+        raise InvalidValue(
+            field,
+            value,
+            f"{field}: the variable value is not valid UTF-8 text. Pass it as UTF-8, "
+            f"for example from a file with --value-file.",
+        )
     position = value.find("\0")
     if position != -1:
         raise InvalidValue(
@@ -960,6 +1034,11 @@ def parse_env_assignment(field: str, text: str) -> tuple[str, str]:
     The value may itself contain '='. Messages never include the text, because a
     mistyped assignment may be a bare secret.
     """
+    if isinstance(text, str) and _has_surrogate(text):
+        raise InvalidValue(
+            field, text, f"{field}: the assignment is not valid UTF-8 text. Pass it as UTF-8, for example by "
+            f"setting a UTF-8 locale such as LANG=C.UTF-8 in the shell."
+        )
     _require_str(field, text, "KEY=VALUE")
     key, equals, value = text.partition("=")
     if not equals:
@@ -1036,6 +1115,36 @@ def parse_compose_document(text: str, source: str = "compose file") -> dict[str,
             message = f"{source}: the service {name!r} must be a mapping of settings such as 'image: nginx'."
             raise InvalidValue(source, text, message)
     return document
+
+
+def validate_compose_service(field: str, value: str) -> str:
+    """Validate the name of a service inside a compose stack and return it.
+
+    Compose allows letters, digits, '.', '_' and '-'. An empty name is returned as it
+    is and means the first service of the stack.
+    """
+    _require_str(field, value, "web")
+    if value and not _COMPOSE_SERVICE_NAME.fullmatch(value):
+        raise InvalidValue(
+            field,
+            value,
+            f"{field}: {value!r} is not a Compose service name. Use letters, digits, '.', '_' and '-', "
+            f"as in the 'services' mapping of the compose file.",
+        )
+    return value
+
+
+def load_mapping_argument(field: str, text: str) -> Any:
+    """Load a long-syntax port or volume given as text, such as "{target: 80, published: 8080}".
+
+    Text that does not start with '{' is returned unchanged for the short-syntax parsers.
+    """
+    if not isinstance(text, str) or not text.lstrip().startswith("{"):
+        return text
+    value = _load_yaml(text, field)
+    if not isinstance(value, dict):
+        raise InvalidValue(field, text, f"{field}: {text!r} is not a mapping. Write it as {{key: value, ...}}.")
+    return value
 
 
 _PROJECT_NAME_MAX = 63

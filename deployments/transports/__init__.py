@@ -5,10 +5,10 @@ from .local import LocalTransport
 from .ssh import HostKeyNotApproved, SSHTransport
 
 
-def transport_for(server) -> Transport:
+def transport_for(server, pid_dir: str | None = None) -> Transport:
     if server.is_local:
-        return LocalTransport()
-    return SSHTransport(server)
+        return LocalTransport(pid_dir)
+    return SSHTransport(server, pid_dir)
 
 
 __all__ = [

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,8 +32,52 @@ class CommandResult:
     stderr_tail: list[str]
 
 
+# Runs "$@" after recording the shell's process id in the file named by $1.
+# run_process and `setsid` start the shell as the leader of a new session,
+# so the recorded id is the session id of every process the command starts.
+# Another connection can then stop the whole session. A pid file that cannot
+# be written (a full disk) does not stop the command, which then fails with
+# the real error.
+TRACKED_COMMAND_SCRIPT = (
+    'f=$1; shift; { mkdir -p "${f%/*}" && echo $$ > "$f"; } 2>/dev/null; '
+    '"$@"; code=$?; rm -f "$f"; exit $code'
+)
+
+# Stops the sessions recorded in the pid files given as arguments: TERM,
+# then KILL after 5 seconds. A session is only signalled while its leader's
+# command line still contains the pid file's path, so a pid that was reused
+# by an unrelated process after the command ended is never signalled.
+STOP_COMMANDS_SCRIPT = (
+    'for f in "$@"; do '
+    '[ -f "$f" ] || continue; '
+    'sid=$(cat "$f" 2>/dev/null); '
+    'case "$sid" in ""|*[!0-9]*) rm -f "$f"; continue;; esac; '
+    'if tr "\\0" "\\n" < "/proc/$sid/cmdline" 2>/dev/null | grep -qxF -- "$f"; then '
+    'pkill -TERM -s "$sid"; i=0; '
+    'while [ $i -lt 50 ] && pgrep -s "$sid" >/dev/null; do sleep 0.1; i=$((i+1)); done; '
+    'pkill -KILL -s "$sid"; echo "stopped session $sid"; '
+    'fi; rm -f "$f"; done'
+)
+
+# The same for every pid file in the directory given as $1: commands that a
+# worker which died (or was given up on by the watchdog) left running.
+STOP_LEFTOVER_COMMANDS_SCRIPT = 'set -- "$1"/*.pid; ' + STOP_COMMANDS_SCRIPT
+
+
+def new_pid_file(pid_dir: str) -> str:
+    return f"{pid_dir.rstrip('/')}/{uuid.uuid4().hex}.pid"
+
+
 class Transport:
-    """Run argument lists on a target. Implementations never pass user input through a local shell."""
+    """Run argument lists on a target. Implementations never pass user input through a local shell.
+
+    With a `pid_dir`, every command records its session id in a file there,
+    so a cancelled command, or one left behind by a worker that died, can be
+    stopped with all its child processes.
+    """
+
+    def __init__(self, pid_dir: str | None = None):
+        self.pid_dir = pid_dir
 
     def run(
         self,
@@ -48,6 +93,10 @@ class Transport:
 
     def write_file(self, path: str, data: bytes, mode: int) -> None:
         raise NotImplementedError
+
+    def stop_leftover_commands(self) -> list[str]:
+        """Stop the commands recorded in pid_dir; return one line per stopped session."""
+        return []
 
     def close(self) -> None:
         pass

@@ -9,6 +9,7 @@ both here and on the target.
 
 import hashlib
 import logging
+import math
 import os
 import shlex
 import subprocess
@@ -17,13 +18,26 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .base import CommandResult, Transport, TransportError, run_process
+from .base import (
+    STOP_COMMANDS_SCRIPT,
+    STOP_LEFTOVER_COMMANDS_SCRIPT,
+    TRACKED_COMMAND_SCRIPT,
+    CommandCancelled,
+    CommandResult,
+    CommandTimedOut,
+    Transport,
+    TransportError,
+    new_pid_file,
+    run_process,
+)
 
 logger = logging.getLogger(__name__)
 
 # Grace period after which the target's `timeout` sends KILL to a command
 # that ignored TERM.
 REMOTE_KILL_AFTER_SECONDS = 10
+# Time the stop scripts need on the target: 5 seconds between TERM and KILL, and some margin.
+STOP_SCRIPT_SECONDS = 15
 
 # Writes stdin to a file atomically with the given mode. The path and mode
 # arrive as positional arguments, never as part of the script text.
@@ -38,7 +52,18 @@ class HostKeyNotApproved(TransportError):
 
 
 class SSHTransport(Transport):
-    def __init__(self, server):
+    """Commands over SSH, each in a session of its own on the target.
+
+    Killing the local ssh client does not stop the remote command: without a
+    terminal, sshd sends it no signal, and a command that writes no output
+    never notices the closed connection. So with a pid_dir each command runs
+    under `setsid` (util-linux) and records its session id, and a cancelled
+    or timed-out command is stopped from a second SSH session with `pkill -s`
+    (procps).
+    """
+
+    def __init__(self, server, pid_dir: str | None = None):
+        super().__init__(pid_dir)
         if not server.approved_host_key:
             # Fail closed: no key approved means no connection at all.
             raise HostKeyNotApproved(
@@ -102,20 +127,55 @@ class SSHTransport(Transport):
 
     def run(self, argv, *, timeout, on_output=None, on_tick=None, stdin=None, should_cancel=None) -> CommandResult:
         self._ensure_master()
-        remote = shlex.join(["timeout", "-k", str(REMOTE_KILL_AFTER_SECONDS), str(int(timeout)), *argv])
-        command = [*self._base_command(), "-o", "ControlMaster=no", self.server.host, "--", remote]
-        result = run_process(
-            command,
-            timeout=timeout + REMOTE_KILL_AFTER_SECONDS + 5,
-            on_output=on_output,
-            on_tick=on_tick,
-            stdin=stdin,
-            should_cancel=should_cancel,
-        )
+        # GNU timeout treats 0 as "no limit", so the remote limit is at least one second.
+        remote_argv = ["timeout", "-k", str(REMOTE_KILL_AFTER_SECONDS), str(max(1, math.ceil(timeout))), *argv]
+        pid_file = new_pid_file(self.pid_dir) if self.pid_dir else None
+        if pid_file:
+            # NOTE: needs util-linux's `setsid -w` on the target (Debian, Ubuntu, RHEL have it).
+            # BusyBox setsid has no -w, so an Alpine target fails every command here.
+            remote_argv = ["setsid", "-w", "sh", "-c", TRACKED_COMMAND_SCRIPT, "sh", pid_file, *remote_argv]
+        command = [*self._base_command(), "-o", "ControlMaster=no", self.server.host, "--", shlex.join(remote_argv)]
+        try:
+            result = run_process(
+                command,
+                timeout=timeout + REMOTE_KILL_AFTER_SECONDS + 5,
+                on_output=on_output,
+                on_tick=on_tick,
+                stdin=stdin,
+                should_cancel=should_cancel,
+            )
+        except (CommandCancelled, CommandTimedOut):
+            if pid_file:
+                self._stop_remote(STOP_COMMANDS_SCRIPT, pid_file)
+            raise
         if result.exit_code == 255:
             # 255 is ssh's own failure (connection, host key), not the command's.
             raise TransportError(explain_ssh_failure(self.server, "\n".join(result.stderr_tail)))
         return result
+
+    def stop_leftover_commands(self) -> list[str]:
+        if not self.pid_dir:
+            return []
+        self._ensure_master()
+        return self._stop_remote(STOP_LEFTOVER_COMMANDS_SCRIPT, self.pid_dir)
+
+    def _stop_remote(self, script: str, argument: str) -> list[str]:
+        """Run a stop script in a new SSH session; a failure is logged, because the caller is already failing."""
+        # ControlMaster=auto: a new connection when the master is gone.
+        command = [*self._base_command(), "-o", "ControlMaster=auto", self.server.host, "--",
+                   shlex.join(["sh", "-c", script, "sh", argument])]
+        try:
+            completed = subprocess.run(
+                command, stdin=subprocess.DEVNULL, capture_output=True,
+                timeout=settings.DAOFLOW_SSH_CONNECT_TIMEOUT + STOP_SCRIPT_SECONDS,
+            )
+        except subprocess.TimeoutExpired:
+            logger.warning("server=%s: stopping remote commands timed out", self.server.pk)
+            return []
+        if completed.returncode != 0:
+            logger.warning("server=%s: stopping remote commands failed (exit code %s): %s", self.server.pk,
+                           completed.returncode, completed.stderr.decode(errors="replace").strip()[:500])
+        return completed.stdout.decode(errors="replace").split("\n")[:-1]
 
     def write_file(self, path: str, data: bytes, mode: int) -> None:
         result = self.run(

@@ -4,6 +4,7 @@ Outside CI a missing component skips these tests with the reason; under
 CI=true it fails them, because CI must run every suite against the real thing.
 """
 
+import ctypes
 import os
 import shutil
 import signal
@@ -113,6 +114,7 @@ class WorkerProcess:
              "--queues", self.env.get("DAOFLOW_TASK_QUEUE", "celery"),
              "--without-mingle", "--prefetch-multiplier", "1"],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_stop_with_parent,
         )
         deadline = time.monotonic() + WORKER_START_SECONDS
         while time.monotonic() < deadline:
@@ -138,6 +140,15 @@ class WorkerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _stop_with_parent() -> None:
+    """Have the kernel send TERM to the worker when the test process dies, so an interrupted run leaves none behind.
+
+    TERM rather than KILL: the worker's warm shutdown also stops its pool processes.
+    """
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def purge_broker(env: dict) -> None:

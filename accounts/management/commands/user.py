@@ -1,6 +1,7 @@
 import sys
 
 from django.contrib.auth import get_user_model
+from guardian.conf import settings as guardian_settings
 
 from accounts import actions, scopes
 from accounts.lookup import find_user
@@ -45,7 +46,12 @@ class Command(DaoflowCommand):
         action = options["action"]
         if action == "list":
             require_scope(principal, scopes.MEMBERS_MANAGE)
-            users = get_user_model().objects.select_related("membership").order_by("username")
+            # guardian keeps a row for anonymous visitors; it is no member.
+            users = (
+                get_user_model().objects.select_related("membership")
+                .exclude(username=guardian_settings.ANONYMOUS_USER_NAME)
+                .order_by("username")
+            )
             return {"users": [user_dict(user) for user in users]}
         if action == "create":
             return self._create(principal, options)

@@ -1,9 +1,9 @@
 import argparse
 
-from daoflow.command import DaoflowCommand, read_file_argument
+from daoflow.command import DaoflowCommand
 from daoflow.errors import InvalidInput
 from services import actions, validation
-from services.config import ServiceInput
+from services.config import ServiceInput, read_input_file
 from services.lookup import find_environment, find_project, find_service
 from services.models import Service
 from services.serializers import ServiceSerializer
@@ -26,6 +26,14 @@ FLAG_LABELS = {
     "env": "--env",
     "unset_env": "--unset-env",
 }
+
+
+def _check_lookup_name(flag: str, value: str) -> None:
+    """Reject a name that no project, environment or service can have before it reaches a query."""
+    try:
+        validation.validate_name(flag, value)
+    except validation.InvalidValue as error:
+        raise InvalidInput.from_invalid_value(error) from None
 
 
 class Command(DaoflowCommand):
@@ -61,13 +69,17 @@ class Command(DaoflowCommand):
         parser.add_argument("--repository-url", help="Git repository (https://, ssh://, git@host:path, file:///path).")
         parser.add_argument("--branch", help="Git branch to deploy (default: the repository's default branch).")
         parser.add_argument("--compose-path", help="Path of the compose file inside the repository.")
-        parser.add_argument("--compose-file", metavar="FILE", help="An inline compose document read from FILE.")
+        parser.add_argument("--compose-file", metavar="FILE",
+                            help="An inline compose document read from FILE ('-' for standard input, '' to clear).")
         parser.add_argument("--compose-service", help="Compose service that gets the ports and volumes.")
         parser.add_argument("--dockerfile-path", help="Path of the Dockerfile inside the repository.")
         parser.add_argument("--port", action="append", default=[], metavar="SPEC",
-                            help="Port mapping in Compose short syntax, e.g. 127.0.0.1:8080:80/tcp (repeatable).")
+                            help="Port mapping in Compose short syntax, e.g. 127.0.0.1:8080:80/tcp, or long "
+                                 "syntax as a mapping, e.g. '{target: 80, published: 8080}' (repeatable).")
         parser.add_argument("--volume", action="append", default=[], metavar="SPEC",
-                            help="Volume mount, e.g. data:/var/lib/data or /srv/conf:/etc/app:ro (repeatable).")
+                            help="Volume mount, e.g. data:/var/lib/data or /srv/conf:/etc/app:ro, or long syntax "
+                                 "as a mapping, e.g. '{type: bind, source: /srv, target: /srv, "
+                                 "bind: {propagation: rshared}}' (repeatable).")
         parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                             help="Environment variable (repeatable).")
         parser.add_argument("--secret-env", action="append", default=[], metavar="KEY=VALUE",
@@ -77,7 +89,9 @@ class Command(DaoflowCommand):
     def _input(self, options) -> ServiceInput:
         compose_document = None
         if options.get("compose_file"):
-            compose_document = read_file_argument(options["compose_file"], "--compose-file")
+            compose_document = read_input_file(options["compose_file"], "--compose-file")
+        elif options.get("compose_file") == "":
+            compose_document = ""  # --compose-file "" clears the inline document.
         set_env = []
         for flag, secret in (("env", False), ("secret_env", True)):
             for text in options.get(flag) or []:
@@ -107,6 +121,9 @@ class Command(DaoflowCommand):
         )
 
     def run(self, principal, **options):
+        for flag in ("name", "project", "environment"):
+            if options.get(flag):
+                _check_lookup_name(f"--{flag}", options[flag])
         data = self._input(options)
         if options["action"] == "create":
             return self._create(principal, data, options)
@@ -115,20 +132,21 @@ class Command(DaoflowCommand):
     def _create(self, principal, data, options):
         project = find_project(principal, options["project"])
         environment = find_environment(project, options.get("environment"))
+        # Every check runs before the confirmation, so an invalid value is reported as
+        # INVALID_INPUT even without --yes.
+        changes = actions.preview_service_creation(principal, project, environment, data)
         if options["dry_run"]:
-            from services.config import validate_input
-
-            validate_input(data)
             self.dry_run_done({"service": {"name": data.name, "project": project.name,
-                                           "environment": environment.name, "source_type": data.source_type}})
+                                           "environment": environment.name, "source_type": data.source_type},
+                               "changes": changes})
         self.confirm(options, f"Create service {data.name!r} in {project.name}/{environment.name}")
         service = actions.create_service(principal, project, environment, data)
-        return {"service": self._serialize(principal, service)}
+        return {"service": self._serialize(principal, service), "changes": changes}
 
     def _update(self, principal, data, options):
         service = find_service(principal, options["name"], options.get("project"))
+        changes = actions.update_service(principal, service, data, dry_run=True)
         if options["dry_run"]:
-            changes = actions.update_service(principal, service, data, dry_run=True)
             self.dry_run_done({"changes": changes})
         self.confirm(options, f"Update service {service}")
         changes = actions.update_service(principal, service, data)

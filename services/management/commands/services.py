@@ -1,5 +1,6 @@
 from accounts import scopes
 from daoflow.command import DaoflowCommand
+from daoflow.errors import ScopeDenied
 from services.lookup import find_service
 from services.models import Service
 from services.serializers import ServiceSerializer
@@ -18,6 +19,9 @@ class Command(DaoflowCommand):
             service = find_service(principal, options["name"], options.get("project"))
             service = Service.objects.with_read_model().get(pk=service.pk)
             return {"service": ServiceSerializer(service, context=context).data}
+        # A list without the scope would be silently empty; say why instead.
+        if not principal.has_scope(scopes.SERVICE_READ):
+            raise ScopeDenied(scopes.SERVICE_READ, principal.scopes)
         services = Service.objects.for_scope(principal, scopes.SERVICE_READ).with_read_model()
         if options.get("project"):
             services = services.filter(project__name=options["project"])
