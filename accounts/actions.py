@@ -109,6 +109,10 @@ def set_role(principal, user, role: str) -> dict:
             if not others:
                 raise Conflict(f"{user.username!r} is the last owner; make another user owner first.")
         Membership.objects.update_or_create(user=user, defaults={"role": role})
+        if user.is_superuser:
+            # Django's superuser flag would bypass the role everywhere
+            # Django checks permissions itself; the role decides instead.
+            type(user).objects.filter(pk=user.pk).update(is_superuser=False)
         changes = {"role": {"before": before, "after": role}}
         audit.record(principal, "user.set_role", user, scope=scopes.MEMBERS_MANAGE,
                      target_type="user", target_label=user.username, diff=changes)
@@ -240,6 +244,12 @@ def _require_token_management(principal, user) -> None:
     )
     if not acting_for_self:
         require_scope(principal, scopes.TOKENS_MANAGE)
+        # A token acts as its user, so managing an owner's tokens would let
+        # an admin act as that owner; only owners manage owners' tokens.
+        if role_of(user) == scopes.OWNER and not principal.is_system and role_of(principal.user) != scopes.OWNER:
+            raise ScopeDenied(
+                scopes.TOKENS_MANAGE, principal.scopes, f"the tokens of {user.username} (an owner; owners only)"
+            )
 
 
 @audit.records_denials("token.create")

@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 
 from services.models import (
@@ -207,3 +207,11 @@ class AuditEntryAdmin(ScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in AuditEntry._meta.fields]
+
+
+# Django's own user and group pages check Django model permissions, not
+# roles and scopes: a user with is_superuser or stray model permissions
+# could change any user's password there. Members are managed above.
+for model in (get_user_model(), Group):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)

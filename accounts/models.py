@@ -76,6 +76,12 @@ class AuditEntryQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise PermissionError("Audit entries are append-only.")
 
+    def bulk_create(self, objs, *args, **kwargs):
+        # An upsert would overwrite existing entries.
+        if kwargs.get("update_conflicts") or kwargs.get("ignore_conflicts"):
+            raise PermissionError("Audit entries are append-only: no upserts.")
+        return super().bulk_create(objs, *args, **kwargs)
+
     def delete(self):
         raise PermissionError("Audit entries are append-only.")
 

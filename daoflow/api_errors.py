@@ -2,7 +2,7 @@
 
 import logging
 
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -59,6 +59,14 @@ def _record_denial(error: ScopeDenied, context) -> None:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, (DataError, OverflowError)):
+        # A backstop for input that passed validation but not the database
+        # (a value too long, a NUL byte) or a number out of range: the
+        # request was wrong, so it is a 400, not a 500.
+        logger.warning("request rejected by the database or a range check: %s", type(exc).__name__)
+        message = "A value in the request is too long, out of range or contains characters that cannot be stored; " \
+                  "shorten it or remove control characters."
+        return Response({"ok": False, "error": message, "code": "INVALID_INPUT"}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DaoflowError):
         if isinstance(exc, ScopeDenied):
             _record_denial(exc, context)

@@ -10,6 +10,7 @@ import sys
 from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import DataError
 from django.core.serializers.json import DjangoJSONEncoder
 
 from .errors import ConfirmationRequired, DaoflowError, InvalidInput, ScopeDenied
@@ -93,16 +94,33 @@ class DaoflowCommand(BaseCommand):
             self.fail(error)
 
     def handle(self, *args, **options):
-        from accounts.authentication import principal_from_token
+        from accounts.authentication import Unauthenticated, principal_from_token
 
         self._json = options.get("json", False)
-        token = options.get("token") or os.environ.get("DAOFLOW_TOKEN") or ""
-        principal = principal_from_token(token)
+        token = options.get("token")
+        if token is None:
+            token = os.environ.get("DAOFLOW_TOKEN")
+        if token is not None and not token.strip():
+            # An empty token is a script whose token variable is unset; acting
+            # as the all-powerful system operator then would be a surprise.
+            source = "--token" if options.get("token") is not None else "DAOFLOW_TOKEN"
+            raise Unauthenticated(
+                f"{source} is empty; pass a token (dfl_...), or unset DAOFLOW_TOKEN and omit --token "
+                "to act as the local system operator."
+            )
+        principal = principal_from_token(token or "")
         self._principal = principal
         self._attempted_action = ".".join(
             part for part in (self.__module__.rsplit(".", 1)[-1], options.get("action")) if part
         )
-        data = self.run(principal, **options)
+        try:
+            data = self.run(principal, **options)
+        except DataError:
+            # A backstop for input that passed validation but not the database.
+            raise InvalidInput(
+                "A value is too long or contains characters that cannot be stored; shorten it or remove "
+                "control characters."
+            ) from None
         self.succeed(data)
 
     def run(self, principal, **options) -> dict:

@@ -3,6 +3,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+# Imported for its side effect: it registers the API token scheme with
+# drf-spectacular. Here rather than in an AppConfig, so commands, which never
+# build the schema, start without drf-spectacular.
+import accounts.schema  # noqa: F401
 from accounts.api import AuditEntryViewSet
 from deployments.api import DeploymentViewSet
 from services.api import (

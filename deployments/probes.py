@@ -45,8 +45,9 @@ def validate_probe(data: ProbeInput) -> ProbeInput:
         if not path.startswith("/") or path.startswith("//"):
             raise InvalidInput(f"--path: {path!r} must be a path starting with a single /, e.g. /healthz.",
                                field="path")
-        if len(path) > MAX_PATH_LENGTH or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in path):
-            raise InvalidInput(f"--path: {path!r} contains whitespace or control characters, or is longer "
+        # Printable ASCII only: http.client cannot send anything else in a request line.
+        if len(path) > MAX_PATH_LENGTH or any(not 33 <= ord(ch) <= 126 for ch in path):
+            raise InvalidInput(f"--path: {path!r} contains whitespace, control or non-ASCII characters (percent-encode them), or is longer "
                                f"than {MAX_PATH_LENGTH} characters.", field="path")
         if not 100 <= data.expected_status <= 599:
             raise InvalidInput(f"--expected-status: {data.expected_status} is not an HTTP status (100-599).",

@@ -158,11 +158,16 @@ class DeploymentRun:
         return argv + list(arguments)
 
     def write(self, name: str, data: bytes, mode: int) -> str:
-        path = posixpath.join(self.workdir, name)
+        return self.write_all([(name, data, mode)])[0]
+
+    def write_all(self, files: list[tuple[str, bytes, int]]) -> list[str]:
+        """Write files into the service's directory on the target, in one round trip where the transport can."""
         self.recorder.mark_touched()
-        self.transport.write_file(path, data, mode)
-        self.recorder.system(f"wrote {path} (mode {mode:o})")
-        return path
+        self.transport.write_files(self.workdir, files)
+        paths = [posixpath.join(self.workdir, name) for name, _, _ in files]
+        for path, (_, _, mode) in zip(paths, files):
+            self.recorder.system(f"wrote {path} (mode {mode:o})")
+        return paths
 
     # -- steps ------------------------------------------------------------
 
@@ -182,10 +187,28 @@ class DeploymentRun:
         frozen = self.frozen
         source_type = frozen["source_type"]
         if source_type in ("image", "dockerfile"):
-            base = self.write(compose.BASE_FILE, compose.render_base(self.base_input(), self.source_dir), 0o644)
-            self.compose_files = [base]
+            # One service of a known name, so all three files go in one write.
             stack_services = [frozen["service"]["name"]]
-            primary = stack_services[0]
+            self.compose_files = self.write_all([
+                (compose.BASE_FILE, compose.render_base(self.base_input(), self.source_dir), 0o644),
+                (compose.OVERRIDE_FILE, compose.render_override(frozen, stack_services[0]), 0o644),
+                (compose.ENV_FILE, compose.render_env(frozen, stack_services), 0o600),
+            ])
+        elif not frozen["repository_url"] and "include" not in self._parse_document(
+            frozen["compose_document"], "the inline compose document"
+        ):
+            # An inline document without `include` declares every service of
+            # the stack itself (`extends` adds none), so the document and both
+            # generated files go in one write, with no `config --services` run.
+            document_text = frozen["compose_document"]
+            stack_services = list(parse_compose_document(document_text)["services"])
+            primary = self._primary_service(document_text, stack_services)
+            self.needs_build = _may_build(document_text)
+            self.compose_files = self.write_all([
+                (compose.BASE_FILE, document_text.encode(), 0o644),
+                (compose.OVERRIDE_FILE, compose.render_override(frozen, primary), 0o644),
+                (compose.ENV_FILE, compose.render_env(frozen, stack_services), 0o600),
+            ])
         else:
             user_file, document_text = self._user_compose_file()
             self.compose_files = [user_file]
@@ -194,10 +217,10 @@ class DeploymentRun:
             stack_services = [name.strip() for name in listed if name.strip()]
             primary = self._primary_service(document_text, stack_services)
             self.needs_build = _may_build(document_text)
-
-        override = self.write(compose.OVERRIDE_FILE, compose.render_override(frozen, primary), 0o644)
-        env_file = self.write(compose.ENV_FILE, compose.render_env(frozen, stack_services), 0o600)
-        self.compose_files += [override, env_file]
+            self.compose_files += self.write_all([
+                (compose.OVERRIDE_FILE, compose.render_override(frozen, primary), 0o644),
+                (compose.ENV_FILE, compose.render_env(frozen, stack_services), 0o600),
+            ])
 
         # Compose validates the merged result before anything starts.
         self.command(self.compose("config", "--quiet"), timeout=120)

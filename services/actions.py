@@ -88,14 +88,12 @@ def add_server(principal, *, name: str, host: str, port: int = 22, user: str = "
     require_scope(principal, scopes.SERVER_WRITE)
     try:
         validation.validate_name("--name", name)
+        validation.validate_ssh_host("--host", host)
+        validation.validate_ssh_user("--user", user)
     except validation.InvalidValue as error:
         raise InvalidInput.from_invalid_value(error) from None
-    if not host or host.startswith("-") or any(ch.isspace() for ch in host):
-        raise InvalidInput(f"--host: {host!r} is not a host name or address.", field="host")
     if not 1 <= port <= 65535:
         raise InvalidInput(f"--port: {port} is not a TCP port (1-65535).", field="port")
-    if not user or user.startswith("-") or any(ch.isspace() or ch in "@:" for ch in user):
-        raise InvalidInput(f"--user: {user!r} is not a user name.", field="user")
     if "PRIVATE KEY" not in private_key:
         raise InvalidInput(
             "--ssh-key: the file is not an OpenSSH private key (no 'PRIVATE KEY' block); "
@@ -205,9 +203,16 @@ def _creation_changes(service: Service, validated) -> dict:
     }
     if validated.target_server is not None:
         changes["target_server"] = {"before": None, "after": validated.target_server.name}
-    changes.update({key: {"before": None, "after": value} for key, value in validated.scalars.items()})
+    changes.update({key: {"before": None, "after": _shown(key, value)} for key, value in validated.scalars.items()})
     changes.update(_apply_collections(service, validated, dry_run=True))
     return changes
+
+
+def _shown(field: str, value):
+    """A field's value as output and audit entries show it: repository credentials hidden."""
+    if field == "repository_url" and value:
+        return validation.redact_url(value)
+    return value
 
 
 @audit.records_denials("service.update")
@@ -224,7 +229,7 @@ def update_service(principal, service: Service, data: ServiceInput, *, dry_run: 
         for name, value in validated.scalars.items():
             before = getattr(service, name)
             if before != value:
-                changes[name] = {"before": before, "after": value}
+                changes[name] = {"before": _shown(name, before), "after": _shown(name, value)}
                 setattr(service, name, value)
         if validated.name is not None and validated.name != service.name:
             if Service.objects.filter(project_id=service.project_id, name=validated.name).exclude(pk=service.pk).exists():
@@ -337,7 +342,9 @@ def _env_changes(service: Service, validated) -> dict:
     changes: dict = {}
     for key, value, secret in validated.set_env:
         row = current.get(key)
-        if row is not None and row.value == value and row.secret == secret:
+        # A secret is always reported as changed: "no change" would confirm
+        # a guessed value to a caller who may not read secrets.
+        if row is not None and row.value == value and row.secret == secret and not secret:
             continue
         was_secret = row is not None and row.secret
         changes[key] = {

@@ -369,7 +369,8 @@ class EnvironmentVariableSetSerializer(serializers.Serializer):
 
 
 class EnvironmentVariableChangeSerializer(serializers.Serializer):
-    value = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    # Write-only: this serializer never shows a stored value, masked or not.
+    value = serializers.CharField(allow_blank=True, trim_whitespace=False, write_only=True)
     secret = serializers.BooleanField(required=False)
 
 

@@ -135,6 +135,8 @@ def validate_input(data: ServiceInput) -> ValidatedInput:
     except validation.InvalidValue as error:  # pragma: no cover - _checked converts
         raise _invalid(error, error.field) from None
 
+    _check_lengths(data, scalars)
+
     target_server = None
     if data.target_server:
         _checked(validation.validate_name, data, "target_server", "target_server", data.target_server)
@@ -165,6 +167,17 @@ def _parse_port(spec):
 
 def _parse_volume(spec):
     return validation.parse_volume(validation.load_mapping_argument("volume", spec))
+
+
+def _check_lengths(data: ServiceInput, scalars: dict) -> None:
+    """Reject values longer than their column, with the limit, before the database does."""
+    for name, value in scalars.items():
+        limit = Service._meta.get_field(name).max_length
+        if value and limit and len(value) > limit:
+            raise InvalidInput(
+                f"{data.label(name)}: the value is {len(value)} characters long; the limit is {limit}.",
+                field=name,
+            )
 
 
 def _checked(function, data: ServiceInput, field_name: str, first_arg, value, *extra):

@@ -7,6 +7,7 @@ from accounts.permissions import GrantIndex
 
 from . import read_model
 from .models import Environment, Project, Server, Service
+from .validation import redact_url
 
 MASK = "********"
 
@@ -49,6 +50,7 @@ class ServiceListSerializer(serializers.ListSerializer):
 
 class ServiceSerializer(serializers.ModelSerializer):
     project = serializers.CharField(source="project.name", read_only=True)
+    repository_url = serializers.SerializerMethodField()
     environment = serializers.CharField(source="environment.name", read_only=True)
     target_server = serializers.SerializerMethodField()
     env = serializers.SerializerMethodField()
@@ -72,6 +74,10 @@ class ServiceSerializer(serializers.ModelSerializer):
 
     def _latest(self, service):
         return read_model.latest_deployment_of(service)
+
+    def get_repository_url(self, service) -> str:
+        # Credentials in the URL are shown to nobody; the worker reads the stored value.
+        return redact_url(service.repository_url) if service.repository_url else ""
 
     def get_target_server(self, service) -> str | None:
         server = service.server
@@ -107,7 +113,17 @@ class ServiceSerializer(serializers.ModelSerializer):
 
     def get_latest_deployment(self, service) -> dict | None:
         latest = self._latest(service)
-        return LatestDeploymentSerializer(latest).data if latest else None
+        if latest is None or not self._may_read_deployments(service):
+            return None
+        return LatestDeploymentSerializer(latest).data
+
+    def _may_read_deployments(self, service) -> bool:
+        # The state is part of service:read; the deployment record behind it
+        # (its failure reason, its timing) needs deploy:read like any deployment.
+        principal = _principal(self.context)
+        if principal.unrestricted:
+            return principal.has_scope(scopes.DEPLOY_READ)
+        return scopes.DEPLOY_READ in grants_of(self.context).scopes_on(service)
 
     def get_endpoints(self, service) -> list[dict]:
         return read_model.endpoints(service, self._latest(service))

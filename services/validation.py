@@ -261,11 +261,19 @@ _REPOSITORY_EXAMPLES = (
 _REMOTE_HELPER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")
 _SCP_LIKE = re.compile(r"(?P<user>[^@/:\[\]]+)@(?P<host>\[[^\]]*\]|[^:/\[\]]*):(?P<path>.*)", re.DOTALL)
 _URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@")
+# https://TOKEN@host: hosting services accept an access token as the user name.
+_HTTP_USER_TOKEN = re.compile(r"^(https?://)[^/@:]+@", re.IGNORECASE)
 
 
 def redact_url(value: str) -> str:
-    """Replace the password of scheme://user:password@host with '***' so messages don't leak tokens."""
-    return _URL_PASSWORD.sub(r"\1:***@", value)
+    """Hide credentials in a repository URL so output and audit entries don't leak them.
+
+    The password of scheme://user:password@host becomes '***', and so does the
+    whole user name of an https:// URL, where it is usually an access token.
+    The user of ssh:// and scp-like URLs (git@host:path) is kept: it names an
+    account, and the credential is the SSH key.
+    """
+    return _HTTP_USER_TOKEN.sub(r"\1***@", _URL_PASSWORD.sub(r"\1:***@", value))
 
 
 def _reject_repository(value: str, reason: str) -> InvalidValue:

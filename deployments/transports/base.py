@@ -1,6 +1,7 @@
 """The interface the runner uses to run commands and write files on a target."""
 
 import os
+import posixpath
 import queue
 import signal
 import subprocess
@@ -93,6 +94,11 @@ class Transport:
 
     def write_file(self, path: str, data: bytes, mode: int) -> None:
         raise NotImplementedError
+
+    def write_files(self, directory: str, files: list[tuple[str, bytes, int]]) -> None:
+        """Write (name, data, mode) files into one directory; transports with a round trip per command batch them."""
+        for name, data, mode in files:
+            self.write_file(posixpath.join(directory, name), data, mode)
 
     def stop_leftover_commands(self) -> list[str]:
         """Stop the commands recorded in pid_dir; return one line per stopped session."""

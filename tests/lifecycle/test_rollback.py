@@ -11,7 +11,7 @@ from daoflow.errors import Conflict, InvalidInput, ScopeDenied
 from deployments import actions, queue, runner
 from deployments.compose import built_image_tag
 from deployments.models import Deployment, DeploymentStep
-from deployments.transports import CommandResult
+from deployments.transports import CommandResult, Transport
 
 from .conftest import IMAGE_V1, IMAGE_V2, SECRET, finish, make_service, principal_with_role, run_command, update
 
@@ -164,7 +164,7 @@ def test_rollback_of_rollback_keeps_image(built_service):
     assert second.rollback_of_id == first.pk
 
 
-class RecordingTransport:
+class RecordingTransport(Transport):
     """Record argument lists and written files without running anything, and return `ps` output of a healthy stack."""
 
     def __init__(self):

@@ -145,10 +145,24 @@ def test_inline_compose_service_argv(fake, local_server):
     finished = run(service)
 
     assert finished.conclusion == "succeeded", finished.failure_reason
-    assert fake.compose_verbs() == ["config", "config", "pull", "up", "ps"]
-    assert fake.commands[0][-2:] == ["config", "--services"]
+    assert fake.compose_verbs() == ["config", "pull", "up", "ps"]
+    assert fake.commands[0][-2:] == ["config", "--quiet"]
     assert fake.files[f"{finished.input['workdir']}/compose.yaml"][0] == document.encode()
+    assert b'"app"' in fake.files[f"{finished.input['workdir']}/daoflow.env.yaml"][0]
+    assert b'"worker"' in fake.files[f"{finished.input['workdir']}/daoflow.env.yaml"][0]
     assert finished.steps.get(name="build").detail.startswith("nothing to build")
+
+
+def test_inline_compose_with_include_lists_services(fake, local_server):
+    document = "include:\n  - other.yaml\nservices:\n  app:\n    image: nginx:1.27\n"
+    fake.script = [Scripted("--services", stdout=["app", "included"])]
+    service = make_service(local_server, source_type="compose", compose_document=document)
+
+    finished = run(service)
+
+    assert finished.conclusion == "succeeded", finished.failure_reason
+    assert fake.commands[0][-2:] == ["config", "--services"]
+    assert b'"included"' in fake.files[f"{finished.input['workdir']}/daoflow.env.yaml"][0]
 
 
 def test_compose_with_build_section_builds(fake, local_server):
@@ -159,7 +173,7 @@ def test_compose_with_build_section_builds(fake, local_server):
     finished = run(service)
 
     assert finished.conclusion == "succeeded", finished.failure_reason
-    assert fake.compose_verbs() == ["config", "config", "build", "pull", "up", "ps"]
+    assert fake.compose_verbs() == ["config", "build", "pull", "up", "ps"]
 
 
 def test_dockerfile_service_argv(fake, local_server):

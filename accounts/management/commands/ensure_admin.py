@@ -25,7 +25,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"Admin login: user 'admin', password in {path}")
             return
         password = secrets.token_urlsafe(18)
-        user = User.objects.create_superuser("admin", "", password)
+        # Staff with the owner role rather than a Django superuser: the role
+        # decides what the user may do, and a later role change takes effect.
+        user = User.objects.create_user("admin", "", password, is_staff=True)
         Membership.objects.create(user=user, role=OWNER)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
