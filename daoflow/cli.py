@@ -11,7 +11,14 @@ def main() -> None:
     os.environ.setdefault("DAOFLOW_LOG_LEVEL", "WARNING")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(["daoflow", *sys.argv[1:]])
+    try:
+        execute_from_command_line(["daoflow", *sys.argv[1:]])
+    except BrokenPipeError:
+        # The reader went away (`daoflow logs ... | head`). Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":

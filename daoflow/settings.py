@@ -186,7 +186,7 @@ DAOFLOW_REQUEUE_AFTER = _env_int("DAOFLOW_REQUEUE_AFTER", 30)
 # Celery. The embedded broker is kombu's file-system transport in the data
 # directory: it needs no server, and web and worker processes share it.
 _BROKER_DIR = DATA_DIR / "broker"
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://localhost//"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("queue", "processed", "control"):
         (_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import time
 
 from django.conf import settings
 
-from services.validation import InvalidValue, parse_compose_document
+from services.validation import InvalidValue, parse_compose_document, redact_url
 
 from . import compose, health
 from .freeze import secret_values
@@ -46,6 +46,12 @@ HEALTH_POLL_SECONDS = 1.0
 # at a one-off job that finished. Only that failure, with no other, is let through.
 ONE_OFF_EXITED = re.compile(r"exited \(0\)")
 OTHER_FAILURE = re.compile(r"exited \([1-9][0-9]*\)|unhealthy|error", re.IGNORECASE)
+
+
+# Container output recorded in the log when the start or health step fails,
+# and how many of those lines the failure reason repeats.
+CONTAINER_LOG_LINES = 30
+REASON_LOG_LINES = 3
 
 
 class StepFailed(Exception):
@@ -233,8 +239,18 @@ class DeploymentRun:
             self._parse_document(text, "the inline compose document")
             return self.write(compose.BASE_FILE, text.encode(), 0o644), text
 
-        path = posixpath.join(self.source_dir, frozen["compose_path"] or "compose.yaml")
-        lines = self.command(["cat", "--", path], timeout=60, collect=[], log_stdout=False)
+        relative = frozen["compose_path"] or "compose.yaml"
+        path = posixpath.join(self.source_dir, relative)
+        try:
+            lines = self.command(["cat", "--", path], timeout=60, collect=[], log_stdout=False)
+        except StepFailed as error:
+            if "No such file" not in error.reason:
+                raise
+            branch = frozen["branch"] or "its default branch"
+            raise StepFailed(
+                f"The compose file {relative!r} is not in the repository {redact_url(frozen['repository_url'])} "
+                f"({branch}); set --compose-path to the compose file's path in the repository."
+            ) from None
         text = "\n".join(lines)
         self._parse_document(text, frozen["compose_path"] or "compose.yaml")
         return path, text
@@ -413,6 +429,8 @@ class DeploymentRun:
             reason = self.recorder.mask(getattr(error, "reason", None) or str(error))
             if isinstance(error, CommandTimedOut):
                 reason = f"Step {current.name} timed out: {reason}"
+            if isinstance(error, StepFailed) and current.name in ("start", "health"):
+                reason += self.container_output()
             self._stop(current, Deployment.CONCLUSION_FAILED, reason)
         except Exception:
             logger.exception("deployment=%s service=%s failed with an internal error", deployment.pk, deployment.service_id)
@@ -421,6 +439,25 @@ class DeploymentRun:
         finally:
             if self.transport is not None:
                 self.transport.close()
+
+    def container_output(self) -> str:
+        """Record the stack's last output lines and return the last few for the failure reason.
+
+        A container that exits at start usually says why on its way out, and
+        without this the operator would have to run `docker compose logs` on
+        the target. Best effort: a failure here leaves the reason as it was.
+        """
+        lines: list[str] = []
+        try:
+            self.command(
+                self.compose("logs", "--no-color", "--no-log-prefix", "--tail", str(CONTAINER_LOG_LINES)),
+                timeout=SHORT_COMMAND_SECONDS, collect=lines,
+            )
+        except (StepFailed, TransportError) as error:
+            logger.warning("deployment=%s could not read container output: %s", self.deployment.pk, error)
+            return ""
+        tail = [self.recorder.mask(line.strip()) for line in lines if line.strip()][-REASON_LOG_LINES:]
+        return f" Last container output: {' | '.join(tail)}" if tail else ""
 
     def begin_step(self, step: DeploymentStep) -> None:
         if self.recorder.cancel_requested(force=True):

@@ -126,9 +126,16 @@ def validate_input(data: ServiceInput) -> ValidatedInput:
         add_volumes = [_checked(_parse_volume, data, "volume", None, spec) for spec in data.add_volumes]
         remove_volumes = [_checked(_parse_volume, data, "remove_volume", None, spec) for spec in data.remove_volumes]
         set_env = []
+        seen_keys: set[str] = set()
         for key, value, secret in data.set_env:
             _checked(validation.validate_env_key, data, "env", None, key)
             _checked(validation.validate_env_value, data, "env", None, value)
+            if key in seen_keys:
+                # Silently keeping the last one hides a typo in a long command.
+                raise InvalidInput(
+                    f"{data.label('env')}: the key {key!r} is given twice; give each key once.", field="env"
+                )
+            seen_keys.add(key)
             set_env.append((key, value, bool(secret)))
         for key in data.unset_env:
             _checked(validation.validate_env_key, data, "unset_env", None, key)
@@ -249,6 +256,27 @@ def check_source_complete(service: Service) -> None:
             "A compose service takes its compose file from the repository or from an inline document, "
             "not both: clear one of --repository-url and --compose-file.",
             field="compose_document",
+        )
+    _check_compose_service(service)
+
+
+def _check_compose_service(service: Service) -> None:
+    """For an inline document without include, the compose service must be one it declares.
+
+    Stacks from a repository, or with include, are checked by the resolve step,
+    where the whole stack is known.
+    """
+    if not (service.compose_service and service.compose_document):
+        return
+    document = validation.parse_compose_document(service.compose_document)
+    if "include" in document:
+        return
+    declared = list(document.get("services") or {})
+    if service.compose_service not in declared:
+        raise InvalidInput(
+            f"--compose-service: {service.compose_service!r} is not a service of the compose document; "
+            f"it declares {', '.join(declared)}.",
+            field="compose_service",
         )
 
 

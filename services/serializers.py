@@ -85,6 +85,12 @@ class ServiceSerializer(serializers.ModelSerializer):
 
     def get_env(self, service) -> list[dict]:
         principal = _principal(self.context)
+        # Keys and values are env:read's, not service:read's.
+        if principal.unrestricted:
+            if not principal.has_scope(scopes.ENV_READ):
+                return []
+        elif scopes.ENV_READ not in grants_of(self.context).scopes_on(service):
+            return []
         reveal = can_read_secrets(principal, service, grants_of(self.context))
         return [
             {"key": row.key, "value": row.value if (reveal or not row.secret) else MASK, "secret": row.secret}

@@ -991,6 +991,12 @@ def _check_env_key(field: str, value: Any) -> str:
     return value
 
 
+# Linux refuses to start a process with one environment string longer than
+# 128 KiB (MAX_ARG_STRLEN, "argument list too long"); half of that leaves
+# room for the key and is still far above a certificate chain or a key.
+ENV_VALUE_MAX_BYTES = 64 * 1024
+
+
 def _check_env_value(field: str, value: Any) -> str:
     # Variable values are often secrets, so these messages never include the value.
     if not isinstance(value, str):
@@ -1010,6 +1016,14 @@ def _check_env_value(field: str, value: Any) -> str:
             value,
             f"{field}: the variable value contains a NUL character at position {position}, "
             f"which Docker cannot pass to a container. Remove it.",
+        )
+    size = len(value.encode("utf-8"))
+    if size > ENV_VALUE_MAX_BYTES:
+        raise InvalidValue(
+            field,
+            value,
+            f"{field}: the variable value is {size} bytes; the limit is {ENV_VALUE_MAX_BYTES} bytes. "
+            "Mount larger data as a file with --volume instead.",
         )
     return value
 

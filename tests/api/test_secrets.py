@@ -49,7 +49,7 @@ def test_api_service_secret_masking(world, role, token_scopes, revealed):
 def test_api_secret_revealed_by_grant_only_with_role(world):
     """A grant of secrets:read reveals nothing to a role without secrets:read: grants never exceed the role."""
     developer = make_user("dev", scopes.DEVELOPER)
-    grant(developer, world["granted"], scopes.SERVICE_READ, scopes.SECRETS_READ)
+    grant(developer, world["granted"], scopes.SERVICE_READ, scopes.ENV_READ, scopes.SECRETS_READ)
 
     detail = client_for(developer).get(f"/api/v1/services/{world['granted'].pk}/").json()
 

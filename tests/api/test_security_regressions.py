@@ -130,3 +130,20 @@ def test_probe_path_must_be_ascii(world):
 
     with pytest.raises(InvalidInput, match="non-ASCII"):
         validate_probe(ProbeInput(kind="http", port=8080, path="/é"))
+
+
+def test_env_needs_env_read(world):
+    reader = make_user("plain-reader", scopes.VIEWER)
+    grant(reader, world["granted_project"], scopes.SERVICE_READ)
+
+    body = client_for(reader).get(f"/api/v1/services/{world['granted'].pk}/").json()
+
+    assert body["env"] == []
+
+
+def test_env_value_size_is_limited():
+    from services.validation import ENV_VALUE_MAX_BYTES, InvalidValue, validate_env_value
+
+    assert validate_env_value("x" * ENV_VALUE_MAX_BYTES) == "x" * ENV_VALUE_MAX_BYTES
+    with pytest.raises(InvalidValue, match="limit is 65536 bytes"):
+        validate_env_value("x" * (ENV_VALUE_MAX_BYTES + 1))

@@ -156,7 +156,8 @@ def test_inline_compose_service_over_ssh(celery_worker, ssh_server, images, port
 
 
 def test_container_exiting_fails_deployment(celery_worker, ssh_server, images, compose_projects):
-    document = f"services:\n  job:\n    image: {images['busybox']}\n    command: [\"sh\", \"-c\", \"exit 1\"]\n"
+    document = (f"services:\n  job:\n    image: {images['busybox']}\n"
+                "    command: [\"sh\", \"-c\", \"echo cannot-open-database; exit 1\"]\n")
     project, environment = make_project("broken", ssh_server)
     service = actions.create_service(SYSTEM, project, environment, ServiceInput(
         name="job", source_type="compose", compose_document=document,
@@ -168,6 +169,7 @@ def test_container_exiting_fails_deployment(celery_worker, ssh_server, images, c
     assert finished.conclusion == "failed"
     assert finished.failed_step in ("start", "health")
     assert "exit" in finished.failure_reason.lower()
+    assert "cannot-open-database" in finished.failure_reason
     assert finished.steps.get(name=finished.failed_step).status == "failed"
     assert services_json("job")["state"] == "degraded"
 

@@ -20,7 +20,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         User = get_user_model()
         path = Path(settings.DATA_DIR) / PASSWORD_FILE
-        if User.objects.exists():
+        # django-guardian's migrations create its anonymous user; it does not count.
+        anonymous = getattr(settings, "ANONYMOUS_USER_NAME", "AnonymousUser")
+        if User.objects.exclude(username=anonymous).exists():
             if path.exists():
                 self.stdout.write(f"Admin login: user 'admin', password in {path}")
             return

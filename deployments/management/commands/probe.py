@@ -64,6 +64,14 @@ class Command(DaoflowCommand):
         return {"service": str(service), "removed_port": options["port"]}
 
     def render(self, data):
+        if data.get("dry_run"):
+            if "removed_port" in data:
+                self.stdout.write(f"Dry run: the probe on port {data['removed_port']} of {data['service']} "
+                                  "would be removed; nothing was written.")
+            else:
+                self.stdout.write(f"Dry run: {data['service']} would get the probe {_label(data['probe'])}; "
+                                  "nothing was written.")
+            return
         if "probes" in data:
             if not data["probes"]:
                 self.stdout.write(f"{data['service']}: no probes")

@@ -32,5 +32,10 @@ class Command(DaoflowCommand):
         return {"project": ProjectSerializer(project).data}
 
     def render(self, data):
+        if data.get("dry_run"):
+            project = data["project"]
+            self.stdout.write(f"Dry run: project {project['name']!r} with environment {project['environment']!r} "
+                              "would be created; nothing was written.")
+            return
         for project in data.get("projects") or [data["project"]]:
             self.stdout.write(f"{project['name']}  environments: {', '.join(project['environments'])}")

@@ -68,7 +68,7 @@ class Command(DaoflowCommand):
         parser.add_argument("--image", help="Image reference, e.g. nginx:1.27 or registry:5000/team/api:1.4.")
         parser.add_argument("--repository-url", help="Git repository (https://, ssh://, git@host:path, file:///path).")
         parser.add_argument("--branch", help="Git branch to deploy (default: the repository's default branch).")
-        parser.add_argument("--compose-path", help="Path of the compose file inside the repository.")
+        parser.add_argument("--compose-path", help="Path of the compose file inside the repository (default: compose.yaml).")
         parser.add_argument("--compose-file", metavar="FILE",
                             help="An inline compose document read from FILE ('-' for standard input, '' to clear).")
         parser.add_argument("--compose-service", help="Compose service that gets the ports and volumes.")
@@ -165,5 +165,16 @@ class Command(DaoflowCommand):
             self.stdout.write(f"Service {service['project']}/{service['name']} ({service['source_type']}): "
                               f"{service['state_label']}")
         for field, change in (data.get("changes") or {}).items():
-            self.stdout.write(f"  {field}: {change['before']!r} -> {change['after']!r}")
+            if field == "env":
+                # One entry per key: {"KEY": {"before", "after"}}.
+                for key, value in change.items():
+                    self.stdout.write(f"  env {key}: {_short(value['before'])} -> {_short(value['after'])}")
+            else:
+                self.stdout.write(f"  {field}: {_short(change['before'])} -> {_short(change['after'])}")
+
+
+def _short(value, limit: int = 200) -> str:
+    """A value for a terminal line: repr, cut to `limit` characters, so a certificate stays one line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
