@@ -118,3 +118,22 @@ class ScopedAdmin(admin.ModelAdmin):
         if skipped:
             self.message_user(request, f"{skipped} selected object(s) are outside your scopes and were left alone.",
                               messages.WARNING)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that shows rows and never changes them: writes go through the action functions."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return True

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from accounts import scopes
-from accounts.admin_scoping import ScopedAdmin, grants_of_admin_request, principal_of_admin_request
+from accounts.admin_scoping import ReadOnlyInline, ScopedAdmin, grants_of_admin_request, principal_of_admin_request
 from services.models import Service
 
 from .models import Deployment, DeploymentStep
@@ -14,23 +14,9 @@ from .models import Deployment, DeploymentStep
 LOG_LINES_SHOWN = 2000
 
 
-class StepInline(admin.TabularInline):
+class StepInline(ReadOnlyInline):
     model = DeploymentStep
-    extra = 0
-    can_delete = False
     readonly_fields = ["position", "name", "status", "started_at", "finished_at", "detail"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return True
 
 
 @admin.register(Deployment)

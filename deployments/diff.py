@@ -8,26 +8,16 @@ changed secret shows as changed with the mask on both sides.
 
 from accounts import scopes
 from accounts.permissions import GrantIndex, require_scope
+from services.config import SCALAR_FIELDS as SERVICE_FIELDS
 from services.validation import PortMapping, VolumeMount, redact_url
 
 from .freeze import secret_values
 from .masking import MASK, Masker
 from .models import Deployment
 
-# Fields shown one to one, in this order.
-SCALAR_FIELDS = (
-    "source_type",
-    "image",
-    "repository_url",
-    "branch",
-    "compose_path",
-    "compose_document",
-    "compose_service",
-    "dockerfile_path",
-    "rollback_image",
-    "compose_project",
-    "workdir",
-)
+# Fields shown one to one, in this order: the service's own, then those the
+# deployment adds.
+SCALAR_FIELDS = (*SERVICE_FIELDS, "rollback_image", "compose_project", "workdir")
 
 
 def diff(principal, a: Deployment, b: Deployment) -> dict:

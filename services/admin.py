@@ -13,7 +13,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils.html import format_html, format_html_join
 
 from accounts import scopes
-from accounts.admin_scoping import ScopedAdmin, grants_of_admin_request, principal_of_admin_request
+from accounts.admin_scoping import ReadOnlyInline, ScopedAdmin, grants_of_admin_request, principal_of_admin_request
 from daoflow.errors import DaoflowError
 
 from . import actions, read_model
@@ -21,23 +21,6 @@ from .config import SCALAR_FIELDS, ServiceInput
 from .models import Environment, EnvironmentVariable, PortMapping, Project, Server, Service, VolumeMount
 
 MASK = "********"
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return True
 
 
 @admin.register(Server)
