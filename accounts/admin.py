@@ -1,6 +1,7 @@
 """Members, object grants, API tokens and the audit trail in the admin, under the same scopes as the command line."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -171,7 +172,17 @@ class APITokenAdmin(ScopedAdmin):
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = TokenAddForm
-        return super().get_form(request, obj, **kwargs)
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None:
+            # Only users the signed-in user may make tokens for are offered:
+            # itself, or everyone (but guardian's anonymous user) with tokens:manage.
+            users = get_user_model().objects.exclude(
+                username=getattr(settings, "ANONYMOUS_USER_NAME", "AnonymousUser")
+            )
+            if not self.principal(request).has_scope(scopes.TOKENS_MANAGE):
+                users = users.filter(pk=request.user.pk)
+            form.base_fields["user"].queryset = users
+        return form
 
     def get_fields(self, request, obj=None):
         if obj is None:

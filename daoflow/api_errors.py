@@ -30,6 +30,25 @@ UNAUTHENTICATED_HINT = (
 )
 
 
+class RejectUnknownFields:
+    """A serializer mixin that rejects keys it does not accept, instead of ignoring them.
+
+    A misspelt or read-only field (`compose_project`, `id`) would otherwise
+    be dropped without a word, and the caller would think it was applied.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(str(key) for key in data if key not in writable)
+            if unknown:
+                raise exceptions.ValidationError({
+                    key: [f"{key!r} is not a field this request accepts; it takes {', '.join(sorted(writable))}."]
+                    for key in unknown
+                })
+        return super().to_internal_value(data)
+
+
 def _sentence(detail) -> str:
     if isinstance(detail, dict) and set(detail) == {"detail"}:
         return _sentence(detail["detail"])

@@ -1,5 +1,6 @@
 """API views of deployments: list, detail with steps, deploy, cancel, roll back, logs."""
 
+import django_filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -7,6 +8,7 @@ from rest_framework.response import Response
 
 from accounts import scopes
 from accounts.permissions import require_scope
+from daoflow.api_errors import RejectUnknownFields
 from daoflow.errors import InvalidInput, NotFound
 from services.api import PrincipalMixin
 from services.models import Service
@@ -19,7 +21,7 @@ DEFAULT_LOG_LINES = 1000
 MAX_LOG_LINES = 5000
 
 
-class DeployRequestSerializer(serializers.Serializer):
+class DeployRequestSerializer(RejectUnknownFields, serializers.Serializer):
     service = serializers.IntegerField(help_text="Id of the service to deploy.")
     idempotency_key = serializers.CharField(
         required=False, allow_blank=True, max_length=200, default="",
@@ -35,11 +37,21 @@ class DeploymentLogSerializer(serializers.Serializer):
     lines = DeploymentLogLineSerializer(many=True)
 
 
+class DeploymentFilter(django_filters.FilterSet):
+    # A number filter, so an id in a project the caller cannot read gives an
+    # empty list like any other id, not a validation error.
+    service = django_filters.NumberFilter(field_name="service_id")
+
+    class Meta:
+        model = Deployment
+        fields = ["status", "conclusion", "trigger", "service__name", "service__project__name"]
+
+
 class DeploymentViewSet(PrincipalMixin, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Deployments. Lists show those of services with deploy:read; POST deploys a service."""
 
     serializer_class = DeploymentSerializer
-    filterset_fields = ["status", "conclusion", "trigger", "service", "service__name", "service__project__name"]
+    filterset_class = DeploymentFilter
     read_scope = scopes.DEPLOY_READ
 
     def get_queryset(self):

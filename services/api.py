@@ -6,6 +6,7 @@ the principal cannot read is 404; a readable one without the scope an
 operation needs is 403 with the SCOPE_DENIED body.
 """
 
+import django_filters
 from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
@@ -16,6 +17,7 @@ from rest_framework.response import Response
 from accounts import scopes
 from accounts.authentication import principal_of_request
 from accounts.permissions import GrantIndex, require_scope
+from daoflow.api_errors import RejectUnknownFields
 from daoflow.errors import InvalidInput, NotFound, ScopeDenied
 
 from . import actions, env
@@ -91,7 +93,7 @@ class NameField(serializers.CharField):
 # -- projects and environments ----------------------------------------------
 
 
-class ProjectCreateSerializer(serializers.Serializer):
+class ProjectCreateSerializer(RejectUnknownFields, serializers.Serializer):
     name = NameField()
     environment = NameField(required=False, default=actions.DEFAULT_ENVIRONMENT,
                             help_text="Name of the first environment.")
@@ -129,7 +131,7 @@ class ProjectViewSet(PrincipalMixin, mixins.CreateModelMixin, viewsets.ReadOnlyM
         return serializer.validated_data
 
 
-class EnvironmentCreateSerializer(serializers.Serializer):
+class EnvironmentCreateSerializer(RejectUnknownFields, serializers.Serializer):
     project = NameField(help_text="Project name.")
     name = NameField()
     server = NameField(required=False, allow_null=True, default=None,
@@ -164,7 +166,7 @@ class EnvironmentViewSet(PrincipalMixin, mixins.CreateModelMixin, viewsets.ReadO
 # -- servers ----------------------------------------------------------------
 
 
-class ServerCreateSerializer(serializers.Serializer):
+class ServerCreateSerializer(RejectUnknownFields, serializers.Serializer):
     name = NameField()
     host = NameField()
     port = serializers.IntegerField(default=22)
@@ -173,7 +175,7 @@ class ServerCreateSerializer(serializers.Serializer):
                                         help_text="The OpenSSH private key the control plane logs in with.")
 
 
-class FingerprintSerializer(serializers.Serializer):
+class FingerprintSerializer(RejectUnknownFields, serializers.Serializer):
     fingerprint = serializers.CharField(help_text="The SHA256:... fingerprint checked on the server itself.")
 
 
@@ -217,7 +219,7 @@ class ServerViewSet(PrincipalMixin, mixins.CreateModelMixin, viewsets.ReadOnlyMo
 # -- services ---------------------------------------------------------------
 
 
-class EnvAssignmentSerializer(serializers.Serializer):
+class EnvAssignmentSerializer(RejectUnknownFields, serializers.Serializer):
     key = serializers.CharField(trim_whitespace=False)
     value = serializers.CharField(allow_blank=True, trim_whitespace=False)
     secret = serializers.BooleanField(default=False)
@@ -227,7 +229,7 @@ def _spec_list(**kwargs):
     return serializers.ListField(child=serializers.CharField(trim_whitespace=False), required=False, **kwargs)
 
 
-class ServiceChangeSerializer(serializers.Serializer):
+class ServiceChangeSerializer(RejectUnknownFields, serializers.Serializer):
     """The fields of a service change. Only their shape is checked here; services.config validates values."""
 
     name = NameField(required=False)
@@ -359,7 +361,7 @@ class EnvironmentVariableSerializer(serializers.ModelSerializer):
         return MASK
 
 
-class EnvironmentVariableSetSerializer(serializers.Serializer):
+class EnvironmentVariableSetSerializer(RejectUnknownFields, serializers.Serializer):
     project = NameField(required=False, help_text="Project name; not needed with service.")
     environment = NameField(required=False, help_text="Environment name, for an environment-level variable.")
     service = serializers.IntegerField(required=False, help_text="Service id, for a service-level variable.")
@@ -368,10 +370,21 @@ class EnvironmentVariableSetSerializer(serializers.Serializer):
     secret = serializers.BooleanField(default=False)
 
 
-class EnvironmentVariableChangeSerializer(serializers.Serializer):
+class EnvironmentVariableChangeSerializer(RejectUnknownFields, serializers.Serializer):
     # Write-only: this serializer never shows a stored value, masked or not.
     value = serializers.CharField(allow_blank=True, trim_whitespace=False, write_only=True)
     secret = serializers.BooleanField(required=False)
+
+
+class VariableFilter(django_filters.FilterSet):
+    # A number filter, not django-filter's model choice: that one validates
+    # the id against every service and so tells whether one exists in a
+    # project the caller cannot read.
+    service = django_filters.NumberFilter(field_name="service_id")
+
+    class Meta:
+        model = EnvironmentVariable
+        fields = ["key", "secret", "project__name", "environment__name"]
 
 
 class EnvironmentVariableViewSet(PrincipalMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
@@ -385,7 +398,7 @@ class EnvironmentVariableViewSet(PrincipalMixin, mixins.CreateModelMixin, mixins
     """
 
     serializer_class = EnvironmentVariableSerializer
-    filterset_fields = ["key", "secret", "project__name", "environment__name", "service"]
+    filterset_class = VariableFilter
     read_scope = scopes.ENV_READ
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 

@@ -147,3 +147,25 @@ def test_env_value_size_is_limited():
     assert validate_env_value("x" * ENV_VALUE_MAX_BYTES) == "x" * ENV_VALUE_MAX_BYTES
     with pytest.raises(InvalidValue, match="limit is 65536 bytes"):
         validate_env_value("x" * (ENV_VALUE_MAX_BYTES + 1))
+
+
+def test_unknown_fields_are_rejected(world, owner):
+    response = client_for(owner).patch(
+        f"/api/v1/services/{world['granted'].pk}/", {"compose_project": "other", "image": "nginx:1.28"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "compose_project" in response.json()["error"]
+    assert Service.objects.get(pk=world["granted"].pk).image == "nginx:1.27"
+
+
+def test_service_filter_does_not_reveal_other_ids(world):
+    user = make_user("dev2", scopes.DEVELOPER)
+    grant(user, world["granted_project"], *scopes.OBJECT_SCOPES)
+    client = client_for(user)
+
+    other = client.get(f"/api/v1/deployments/?service={world['other'].pk}")
+    missing = client.get("/api/v1/deployments/?service=999999")
+
+    assert other.status_code == missing.status_code == 200
+    assert other.json()["results"] == missing.json()["results"] == []
