@@ -208,3 +208,14 @@ def test_approve_with_wrong_fingerprint_is_rejected():
     assert code == 1
     assert output["code"] == "INVALID_INPUT"
     assert Server.objects.get(name="far").approved_host_key == ""
+
+
+def test_help_lists_product_commands_only():
+    from daoflow.cli import product_help_text
+
+    text = product_help_text("daoflow")
+
+    assert "    deploy" in text
+    assert "    services" in text
+    assert "    flush" not in text
+    assert "ensure_admin" not in text
