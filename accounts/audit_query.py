@@ -19,15 +19,21 @@ UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 def parse_since(text: str):
     match = RELATIVE.match(text.strip())
     if match:
-        return timezone.now() - timedelta(seconds=int(match.group(1)) * UNIT_SECONDS[match.group(2)])
+        try:
+            return timezone.now() - timedelta(seconds=int(match.group(1)) * UNIT_SECONDS[match.group(2)])
+        except (OverflowError, ValueError):
+            raise InvalidInput(f"--since: {text!r} reaches back further than any date; use a smaller number.",
+                               field="since") from None
+    return parse_point_in_time(text, "--since", "30m, 24h, 7d, 2027-01-31 or 2027-01-31T12:00:00Z")
+
+
+def parse_point_in_time(text: str, flag: str, forms: str):
+    """Parse an ISO date or date-time (naive ones in the current time zone); raise InvalidInput naming `flag`."""
     moment = parse_moment(text)
     if moment is None:
         day = parse_day(text)
         if day is None:
-            raise InvalidInput(
-                f"--since: {text!r} is not a time; use 30m, 24h, 7d, 2027-01-31 or 2027-01-31T12:00:00Z.",
-                field="since",
-            )
+            raise InvalidInput(f"{flag}: {text!r} is not a date or time; use {forms}.", field=flag.lstrip("-"))
         moment = datetime(day.year, day.month, day.day)
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, timezone.get_current_timezone())

@@ -1,9 +1,9 @@
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.utils import timezone
 
 from accounts import actions, scopes
-from accounts.audit_query import parse_day, parse_moment
+from accounts.audit_query import parse_point_in_time
 from accounts.lookup import find_token, find_user
 from accounts.models import APIToken
 from daoflow.command import DaoflowCommand
@@ -36,17 +36,7 @@ def parse_expiry(expires_in: int | None, expires_at: str | None):
                                field="expires_in")
         return timezone.now() + timedelta(days=expires_in)
     if expires_at:
-        moment = parse_moment(expires_at)
-        if moment is None:
-            day = parse_day(expires_at)
-            if day is None:
-                raise InvalidInput(
-                    f"--expires-at: {expires_at!r} is not a date or time; use 2027-01-31 or 2027-01-31T12:00:00Z.",
-                    field="expires_at",
-                )
-            moment = datetime(day.year, day.month, day.day)
-        if timezone.is_naive(moment):
-            moment = timezone.make_aware(moment, timezone.get_current_timezone())
+        moment = parse_point_in_time(expires_at, "--expires-at", "2027-01-31 or 2027-01-31T12:00:00Z")
         if moment <= timezone.now():
             raise InvalidInput(f"--expires-at: {expires_at!r} is in the past; give a future time.",
                                field="expires_at")
