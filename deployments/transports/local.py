@@ -35,7 +35,10 @@ class LocalTransport(Transport):
 
     def write_file(self, path: str, data: bytes, mode: int) -> None:
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Directories 0755 like the SSH target's: containers that run as
+        # another user must reach files that the compose file bind-mounts
+        # relative to it. Each secret file has its own mode (0600).
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         temporary = target.with_name(target.name + ".tmp")
         # Created with its final mode, so a secret file is never readable by others, even briefly.
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

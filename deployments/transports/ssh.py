@@ -45,7 +45,7 @@ STOP_SCRIPT_SECONDS = 15
 # Writes stdin to a file atomically with the given mode. The path and mode
 # arrive as positional arguments, never as part of the script text.
 WRITE_FILE_SCRIPT = (
-    'set -e; umask 077; mkdir -p "$(dirname "$1")"; '
+    'set -e; (umask 022; mkdir -p "$(dirname "$1")"); umask 077; '
     'cat > "$1.tmp"; chmod "$2" "$1.tmp"; mv -f "$1.tmp" "$1"'
 )
 
@@ -54,7 +54,7 @@ WRITE_FILE_SCRIPT = (
 # atomically and keeps the mode it had in the archive. The directory arrives
 # as a positional argument.
 WRITE_FILES_SCRIPT = (
-    'set -e; umask 077; mkdir -p "$1"; incoming=$(mktemp -d "$1/.incoming.XXXXXX"); '
+    'set -e; (umask 022; mkdir -p "$1"); umask 077; incoming=$(mktemp -d "$1/.incoming.XXXXXX"); '
     'tar -x -p -f - -C "$incoming"; '
     'for file in "$incoming"/* "$incoming"/.[!.]*; do [ -e "$file" ] && mv -f "$file" "$1/"; done; '
     'rmdir "$incoming"'

@@ -72,6 +72,10 @@ def test_image_service_over_ssh(celery_worker, ssh_server, images, port, compose
     environ = container_environ(container_of(service.compose_project, "web"))
     assert environ[b"GREETING"] == HARD_VALUE.encode()
     assert environ[b"API_TOKEN"] == SECRET_VALUE.encode()
+    workdir = Path(finished.input["workdir"])
+    assert workdir.stat().st_mode & 0o777 == 0o755
+    assert (workdir / "daoflow.env.yaml").stat().st_mode & 0o777 == 0o600
+    assert (workdir / "compose.yaml").stat().st_mode & 0o777 == 0o644
 
 
 def test_no_plaintext_secret_in_database(celery_worker, ssh_server, images, port, compose_projects):
