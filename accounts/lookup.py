@@ -24,28 +24,19 @@ def find_token(user, name: str) -> APIToken:
 
 
 def find_grant_target(project_name: str | None, service_name: str | None):
-    """The project or service a grant names. Granting needs members:manage, which only unrestricted roles hold."""
-    from services.models import Project, Service
+    """Find the project or service a grant names.
+
+    The lookup is not narrowed by the caller's read scope: granting needs
+    members:manage, which only unrestricted roles have, and a token limited
+    to members:manage must still find what it grants on.
+    """
+    from services.lookup import find_project, find_service
+
+    from .principal import SYSTEM
 
     if service_name:
-        services = Service.objects.select_related("project").filter(name=service_name)
-        if project_name:
-            services = services.filter(project__name=project_name)
-        found = list(services[:20])
-        if not found:
-            where = f" in project {project_name!r}" if project_name else ""
-            raise NotFound(f"Service {service_name!r} not found{where}; list services with `daoflow services`.")
-        if len(found) > 1:
-            raise InvalidInput(
-                f"Service name {service_name!r} exists in several projects "
-                f"({', '.join(s.project.name for s in found)}); choose one with --project.",
-                field="project",
-            )
-        return found[0]
+        return find_service(SYSTEM, service_name, project_name)
     if project_name:
-        project = Project.objects.filter(name=project_name).first()
-        if project is None:
-            raise NotFound(f"Project {project_name!r} not found; list projects with `daoflow project list`.")
-        return project
+        return find_project(SYSTEM, project_name)
     raise InvalidInput("Name what the grant is on: --project P, or --service S (with --project P if needed).",
                        field="project")
