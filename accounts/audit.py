@@ -80,9 +80,9 @@ def records_denials(action: str):
 
     The entry is written at once when no transaction is open. Inside one it
     would roll back with the caller's work, so the error only carries the
-    action name, and the boundary that catches it (the API's exception
-    handler, the command line's `fail`, the admin) writes the entry after
-    the transaction has ended.
+    action name. The boundary that catches it (the API's exception handler,
+    the command line's `fail`, the admin) writes the entry after the
+    transaction has ended.
     """
     from functools import wraps
 

@@ -34,7 +34,7 @@ def find_token(raw: str) -> APIToken | None:
 
 
 def principal_from_token(raw: str) -> Principal:
-    """The command line's principal: the token's, or the local system operator without one."""
+    """Return the command line's principal: the token's, or the local system operator without one."""
     if not raw:
         return SYSTEM
     token = find_token(raw.strip())

@@ -8,7 +8,7 @@ from .principal import Principal
 
 
 def require_scope(principal: Principal, scope: str, obj=None, grants: "GrantIndex | None" = None) -> None:
-    """Raise ScopeDenied unless the principal holds `scope`, on `obj` when given.
+    """Raise ScopeDenied unless the principal has `scope`, on `obj` when given.
 
     Callers load `obj` through `for_scope(principal, <read scope>)` first, so an
     object the principal cannot read has already been reported as not found.
@@ -29,7 +29,7 @@ def require_scope(principal: Principal, scope: str, obj=None, grants: "GrantInde
 
 
 def _service_and_project_ids(obj) -> tuple[int | None, int | None]:
-    """The ids of the service and project whose grants cover `obj`, read without extra queries."""
+    """Return the ids of the service and project whose grants cover `obj`, without extra queries."""
     from services.models import Project, Service
 
     if isinstance(obj, Project):
@@ -74,7 +74,7 @@ class GrantIndex:
                     index[object_id].add(scope_of[codename])
 
     def scopes_on(self, obj) -> set[str]:
-        """The scopes the principal holds on `obj`: its own scopes narrowed by the grants that cover it."""
+        """Return the scopes the principal has on `obj`: its own scopes narrowed by the grants that cover it."""
         if self.principal.unrestricted:
             return set(self.principal.scopes)
         if self._by_project is None:

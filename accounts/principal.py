@@ -1,4 +1,4 @@
-"""Who is acting: a user, a user through an API token, or the local system operator."""
+"""The acting principal: a user, a user through an API token, or the local system operator."""
 
 from dataclasses import dataclass, field
 
@@ -7,7 +7,7 @@ from . import scopes as catalogue
 
 @dataclass(frozen=True)
 class Principal:
-    """The acting identity and the scopes it holds before object grants."""
+    """The acting identity and its scopes before object grants."""
 
     user: object | None = None
     token: object | None = None

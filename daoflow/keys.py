@@ -1,6 +1,6 @@
 """Fernet keys for encryption at rest.
 
-`DAOFLOW_ENCRYPTION_KEYS` holds comma-separated Fernet keys: the first one
+`DAOFLOW_ENCRYPTION_KEYS` contains comma-separated Fernet keys: the first one
 encrypts, all of them decrypt, so a new key is rotated in by putting it first.
 Without the variable, one key is generated once into the data directory.
 """

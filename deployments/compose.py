@@ -46,12 +46,12 @@ def _dump(document: dict) -> bytes:
 
 
 def built_image_tag(frozen: dict) -> str:
-    """The local tag of an image built from a Dockerfile, one per deployment, so a rollback can reuse it."""
+    """Return the local tag of an image built from a Dockerfile: one per deployment, so a rollback can reuse it."""
     return f"daoflow/{frozen['compose_project']}:deployment-{frozen['deployment_id']}"
 
 
 def render_base(frozen: dict, source_dir: str | None) -> bytes:
-    """The generated compose file of image and Dockerfile services."""
+    """Render the generated compose file of image and Dockerfile services."""
     name = frozen["service"]["name"]
     definition: dict = {}
     if frozen["source_type"] == "image":
@@ -81,7 +81,7 @@ def render_override(frozen: dict, primary_service: str) -> bytes:
 
 
 def render_env(frozen: dict, compose_services: list[str]) -> bytes:
-    """The environment of every service of the stack; secret values included, so mode 0600 on the target."""
+    """Render the environment of every service of the stack. It contains secret values, so it gets mode 0600 on the target."""
     environment = {item["key"]: escape_env_value(item["value"]) for item in frozen["env"]}
     return _dump({"services": {name: {"environment": environment} for name in compose_services}})
 

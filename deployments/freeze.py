@@ -84,7 +84,7 @@ def secret_values(frozen: dict) -> list[str]:
 
 
 def masked(frozen: dict) -> dict:
-    """A copy that is safe to show: secret values replaced by the mask."""
+    """Return a copy that is safe to show, with secret values replaced by the mask."""
     copy = json.loads(json.dumps(frozen))
     for item in copy["env"]:
         if item["secret"]:
@@ -95,7 +95,7 @@ def masked(frozen: dict) -> dict:
 def digest(frozen: dict) -> str:
     """A stable keyed hash of the input without the per-deployment id.
 
-    Keyed with SECRET_KEY because the input holds secret values: a plain hash
+    Keyed with SECRET_KEY because the input contains secret values: a plain hash
     of a short secret could be found by guessing.
     """
     comparable = {key: value for key, value in frozen.items() if key != "deployment_id"}

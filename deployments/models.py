@@ -50,7 +50,7 @@ class Deployment(models.Model):
     actor_label = models.CharField(max_length=200)
     # The complete input of the attempt (compose documents, image, env values,
     # ports, volumes, target), frozen at creation and encrypted because it
-    # holds secret values.
+    # contains secret values.
     frozen_input = EncryptedTextField()
     # SHA-256 of the frozen input without secrets: compares two deployments'
     # inputs without decrypting them.

@@ -35,7 +35,8 @@ def claim(deployment_id: int, worker: str) -> Deployment | None:
         if deployment is None or deployment.status != Deployment.STATUS_QUEUED:
             return None
 
-        # Lock order is always service, then server, so two claims never deadlock.
+        # claim() is the only code that locks both rows, and always service first,
+        # then server, so two claims never deadlock.
         Service.objects.select_for_update().get(pk=deployment.service_id)
         server = Server.objects.select_for_update().get(pk=deployment.server_id)
 
@@ -98,7 +99,7 @@ def conclude(deployment: Deployment, conclusion: str, *, failed_step: str = "", 
 
 
 def next_waiting(service_id: int, server_id: int) -> list[int]:
-    """The deployments that may be claimable now that one finished: the next of the service and of the server."""
+    """Return the deployments that may be claimable now that one finished: the next of the service and of the server."""
     queued = Deployment.objects.filter(status=Deployment.STATUS_QUEUED).order_by("pk")
     ids = list(queued.filter(service_id=service_id).values_list("pk", flat=True)[:1])
     ids += list(queued.filter(server_id=server_id).values_list("pk", flat=True)[:5])

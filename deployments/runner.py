@@ -443,7 +443,7 @@ class DeploymentRun:
     def container_output(self) -> str:
         """Record the stack's last output lines and return the last few for the failure reason.
 
-        A container that exits at start usually says why on its way out, and
+        A container that exits at start usually prints the cause on its way out, and
         without this the operator would have to run `docker compose logs` on
         the target. Best effort: a failure here leaves the reason as it was.
         """
@@ -550,7 +550,7 @@ def _may_build(document_text: str) -> bool:
 
 
 def _describe(argv: list[str]) -> str:
-    """A short form of a command for failure reasons: the program and its subcommand."""
+    """Return a short form of a command for failure reasons: the program and its subcommand."""
     if argv[:2] == ["docker", "compose"]:
         verbs = [a for a in argv[2:] if a in ("config", "build", "pull", "up", "ps")]
         return "docker compose " + (verbs[0] if verbs else "")

@@ -209,7 +209,7 @@ def _creation_changes(service: Service, validated) -> dict:
 
 
 def _shown(field: str, value):
-    """A field's value as output and audit entries show it: repository credentials hidden."""
+    """Return a field's value as output and audit entries show it, with repository credentials hidden."""
     if field == "repository_url" and value:
         return validation.redact_url(value)
     return value
@@ -346,11 +346,13 @@ def _env_changes(service: Service, validated) -> dict:
         # a guessed value to a caller who may not read secrets.
         if row is not None and row.value == value and row.secret == secret and not secret:
             continue
-        was_secret = row is not None and row.secret
-        changes[key] = {
-            "before": None if row is None else (MASK if was_secret else row.value),
-            "after": MASK if secret else value,
-        }
+        if row is None:
+            before = None
+        elif row.secret:
+            before = MASK
+        else:
+            before = row.value
+        changes[key] = {"before": before, "after": MASK if secret else value}
     for key in validated.unset_env:
         row = current.get(key)
         if row is None:

@@ -378,8 +378,8 @@ class EnvironmentVariableChangeSerializer(RejectUnknownFields, serializers.Seria
 
 class VariableFilter(django_filters.FilterSet):
     # A number filter, not django-filter's model choice: that one validates
-    # the id against every service and so tells whether one exists in a
-    # project the caller cannot read.
+    # the id against every service, so its error would reveal that an id
+    # exists in a project the caller cannot read.
     service = django_filters.NumberFilter(field_name="service_id")
 
     class Meta:
@@ -391,7 +391,7 @@ class EnvironmentVariableViewSet(PrincipalMixin, mixins.CreateModelMixin, mixins
                                  mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """Variables at project, environment and service level.
 
-    Listing shows the variables on which the principal holds env:read. A
+    Listing shows the variables on which the principal has env:read. A
     variable whose project or service the principal can read, but without
     env:read on it, is 403; POST sets a variable (creating or replacing it),
     PATCH changes its value, DELETE removes it.

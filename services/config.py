@@ -232,7 +232,7 @@ def read_input_file(path: str, flag: str) -> str:
 
 
 def check_source_complete(service: Service) -> None:
-    """The fields each source type needs, checked on the result of a change."""
+    """Check that the result of a change has the fields its source type needs."""
     label = {"image": "--image", "repository_url": "--repository-url"}
     if service.source_type == Service.SOURCE_IMAGE and not service.image:
         raise InvalidInput(

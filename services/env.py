@@ -4,7 +4,7 @@ A deployment gets the variables of all three levels, and for a key set at severa
 levels the narrowest one wins: service over environment over project
 (deployments.freeze.resolve_env does the layering). Values are never logged, and a
 secret value appears in audit entries and listings only as the mask, unless the
-listing principal holds secrets:read.
+listing principal has secrets:read.
 """
 
 import logging

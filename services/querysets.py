@@ -1,4 +1,4 @@
-"""Reads that depend on who asks: one queryset method per model.
+"""Reads that depend on the principal: one queryset method per model.
 
 `for_scope(principal, scope)` is the only path by which the API, the admin and
 the commands list projects and services, so object grants hold everywhere.

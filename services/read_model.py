@@ -61,7 +61,7 @@ def endpoints(service, latest: Deployment | None) -> list[dict]:
     """Published ports as addresses an operator can reach, with the state of the deployment behind them.
 
     NOTE: the state comes from the latest deployment's health step, not from
-    a probe at read time; a container that died since then still reads healthy.
+    a probe at read time. A container that died since then still reads healthy.
     """
     server = service.server
     host = "127.0.0.1" if server is None or server.is_local else server.host

@@ -17,7 +17,7 @@ def _principal(context):
 
 
 def grants_of(context) -> GrantIndex:
-    """The principal's grants, loaded once per serializer context (one request or one command)."""
+    """Return the principal's grants, loaded once per serializer context (one request or one command)."""
     if "grants" not in context:
         context["grants"] = GrantIndex(_principal(context))
     return context["grants"]
@@ -76,7 +76,7 @@ class ServiceSerializer(serializers.ModelSerializer):
         return read_model.latest_deployment_of(service)
 
     def get_repository_url(self, service) -> str:
-        # Credentials in the URL are shown to nobody; the worker reads the stored value.
+        # Credentials in the URL are never output; only the worker reads the stored value.
         return redact_url(service.repository_url) if service.repository_url else ""
 
     def get_target_server(self, service) -> str | None:

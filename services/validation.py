@@ -991,8 +991,8 @@ def _check_env_key(field: str, value: Any) -> str:
     return value
 
 
-# Linux refuses to start a process with one environment string longer than
-# 128 KiB (MAX_ARG_STRLEN, "argument list too long"); half of that leaves
+# Linux rejects a process start with one environment string longer than
+# 128 KiB (MAX_ARG_STRLEN, "argument list too long"). Half of that leaves
 # room for the key and is still far above a certificate chain or a key.
 ENV_VALUE_MAX_BYTES = 64 * 1024
 

@@ -274,7 +274,7 @@ def _write_private(path: Path, content: str) -> None:
 
 
 def tar_archive(files: list[tuple[str, bytes, int]]) -> bytes:
-    """A tar archive of plain files at the top level, with their modes, owned by the remote user."""
+    """Build a tar archive of plain files at the top level, with their modes, for the remote user to unpack."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name, data, mode in files:

@@ -109,7 +109,8 @@ def test_ambiguous_service_name_names_projects(demo):
 
     assert code == 1
     assert output["code"] == "INVALID_INPUT"
-    assert "demo" in output["error"] and "other" in output["error"]
+    assert "demo" in output["error"]
+    assert "other" in output["error"]
     assert run("services", "--name", "api", "--project", "other")[1]["data"]["service"]["project"] == "other"
 
 

@@ -222,7 +222,7 @@ def wait_for_deployment(deployment_id: int, timeout: float = 180):
 
 
 def http_get(port: int, path: str = "/", timeout: float = 10) -> str:
-    """GET from 127.0.0.1:port, retrying until the listener answers or the timeout passes."""
+    """GET from 127.0.0.1:port, retrying until the listener responds or the timeout passes."""
     import urllib.error
     import urllib.request
 

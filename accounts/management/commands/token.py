@@ -93,7 +93,7 @@ class Command(DaoflowCommand):
     def _list(self, principal, options):
         tokens = APIToken.objects.select_related("user").order_by("user__username", "name")
         if not principal.has_scope(scopes.TOKENS_MANAGE):
-            # Without tokens:manage a principal sees only its own user's tokens.
+            # Without tokens:manage a principal lists only its own user's tokens.
             tokens = tokens.filter(user=principal.user) if principal.user is not None else tokens.none()
         if options.get("user"):
             tokens = tokens.filter(user=find_user(options["user"]))
@@ -109,7 +109,12 @@ class Command(DaoflowCommand):
             self.stdout.write("Store it now: it is shown only this once.")
             return
         for token in data.get("tokens") or [data["token"]]:
-            state = "active" if token.get("active") else "revoked" if token.get("revoked_at") else "expired"
+            if token.get("active"):
+                state = "active"
+            elif token.get("revoked_at"):
+                state = "revoked"
+            else:
+                state = "expired"
             self.stdout.write(
                 f"{token['user']:<16} {token['name']:<20} {token['prefix']}…  {state:<8} "
                 f"expires {token['expires_at'] or 'never'}  last used {token['last_used_at'] or 'never'}  "

@@ -174,7 +174,7 @@ class Command(DaoflowCommand):
 
 
 def _short(value, limit: int = 200) -> str:
-    """A value for a terminal line: repr, cut to `limit` characters, so a certificate stays one line."""
+    """Format a value for a terminal line: its repr, cut to `limit` characters, so a certificate stays one line."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 

@@ -19,7 +19,7 @@ class Command(DaoflowCommand):
             service = find_service(principal, options["name"], options.get("project"))
             service = Service.objects.with_read_model().get(pk=service.pk)
             return {"service": ServiceSerializer(service, context=context).data}
-        # A list without the scope would be silently empty; say why instead.
+        # A list without the scope would be silently empty, so report the missing scope instead.
         if not principal.has_scope(scopes.SERVICE_READ):
             raise ScopeDenied(scopes.SERVICE_READ, principal.scopes)
         services = Service.objects.for_scope(principal, scopes.SERVICE_READ).with_read_model()
